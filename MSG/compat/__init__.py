@@ -1,0 +1,1 @@
+"""Small, documented environment shims for MSG (see each module's docstring)."""

@@ -1,0 +1,197 @@
+"""SPM command line: mine gland proposals for every image of a folder.
+
+    python SPM/SPM.py --train_image_path DIR --output_root DIR --nConv 3 --cluster_num 5
+
+Outputs, under ``OUTPUT_ROOT/cluster_{K}_nConv_{N}/``:
+
+* ``gland_proposal/NAME.png``  uint8 map: 0 background, 1 gland border, 2 gland interior
+* ``border_proposal/NAME.png`` the selected (darkest large) cluster, 0/255
+* ``cluster_label/NAME.png``   colour map of the K clusters
+* ``overlay/NAME.png``         proposal over the image
+* ``summary.csv``              one row per image (status, selected cluster, fractions, seconds, warnings)
+
+Many images: ``tools/dist_spm.sh IMAGES OUT NPROC`` starts NPROC processes with torchrun;
+rank r takes images r, r+NPROC, ...
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as `python SPM/SPM.py`: import the SPM package, not this file
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import torch
+from tqdm import tqdm
+
+from SPM.io import InputError, check_writable, is_image_file, list_files, read_csv, write_csv, write_png
+from SPM.pipeline import mine_file
+from SPM.train import CSNetTrainer, SPMTrainConfig
+from SPM.visualize import colorize_clusters, overlay_proposal
+
+SUMMARY_FIELDS = (
+    "image", "status", "height", "width", "selected_cluster", "cluster_mean_gray",
+    "border_fraction", "gland_fraction", "seconds", "warnings",
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="SPM: Selective Proposal Mining of gland proposals")
+    p.add_argument("--train_image_path", required=True, help="folder of H&E images (.bmp .png .tif .jpg)")
+    p.add_argument("--output_root", default="work_dirs/spm", help="output root folder")
+    p.add_argument("--nConv", type=int, default=3, help="number of 3x3 conv blocks in CSNet")
+    p.add_argument("--nChannel", type=int, default=128, help="embedding channels of CSNet")
+    p.add_argument("--cluster_num", type=int, default=5, help="K of K-means")
+    p.add_argument("--maxIter", type=int, default=50, help="optimisation steps per image")
+    p.add_argument("--minLabels", type=int, default=3,
+                   help="accepted for compatibility; the original SPM never used it (no early stop)")
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--stepsize_ce", type=float, default=1.0, help="weight of the argmax CE loss")
+    p.add_argument("--stepsize_ss", type=float, default=5.0, help="weight of the spatial continuity loss")
+    p.add_argument("--min_border_pixels", type=int, default=10000,
+                   help="the border cluster must have more pixels than this")
+    p.add_argument("--hole_area", type=int, default=15000, help="fill holes smaller than this (px)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--seed", type=int, default=0, help="seeds each image's CSNet init (the original was unseeded)")
+    p.add_argument("--exact", action="store_true",
+                   help="reference path: fp32, eager, full-pixel K-means (slow)")
+    p.add_argument("--no-compile", dest="compile", action="store_false",
+                   help="fast path without torch.compile (no C++ compiler needed)")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="opt-in: mine at this fraction of the resolution, upsample the cluster map")
+    p.add_argument("--skip_existing", action="store_true",
+                   help="skip images whose gland_proposal already exists (resume a run)")
+    args = p.parse_args(argv)
+    if not 0 < args.scale <= 1:
+        p.error(f"--scale must be in (0, 1], got {args.scale}")
+    return args
+
+
+def resolve_device(spec: str, local_rank: int) -> torch.device:
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(spec)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(spec, "CUDA requested but torch.cuda.is_available() is False")
+        if device.index is None:
+            device = torch.device("cuda", local_rank % torch.cuda.device_count())
+    return device
+
+
+def output_dirs(root: Path, args: argparse.Namespace) -> dict[str, Path]:
+    base = root / f"cluster_{args.cluster_num}_nConv_{args.nConv}"
+    return {k: base / k for k in ("gland_proposal", "border_proposal", "cluster_label", "overlay")} | {"base": base}
+
+
+def _merge_summaries(summary: Path, parts: list[Path], rows: list[dict]) -> None:
+    """Rows of this run replace earlier rows of the same image; others are kept (resume)."""
+    merged: dict[str, dict] = {}
+    for src in [summary, *parts]:
+        if src.exists():
+            merged.update({r["image"]: r for r in read_csv(src)})
+    merged.update({r["image"]: r for r in rows})
+    write_csv(summary, [merged[k] for k in sorted(merged)], SUMMARY_FIELDS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    rank = int(os.environ.get("RANK", 0))
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    out = output_dirs(Path(args.output_root), args)
+    try:
+        device = resolve_device(args.device, local_rank)
+        files = list_files(args.train_image_path)
+        if not files:
+            raise InputError(args.train_image_path, "no files found")
+        for d in out.values():
+            check_writable(d)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if device.type == "cpu" and world > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world))))
+
+    cfg = SPMTrainConfig(
+        n_channels=args.nChannel, n_conv=args.nConv, max_iter=args.maxIter, lr=args.lr,
+        stepsize_ce=args.stepsize_ce, stepsize_ss=args.stepsize_ss,
+    )
+    trainer = CSNetTrainer(cfg, device, exact=args.exact, compile=args.compile)
+    my_files = files[rank::world]
+    rows: list[dict] = []
+    n_done = n_skipped = n_failed = 0
+    start = time.perf_counter()
+    bar = tqdm(my_files, disable=None, dynamic_ncols=True, unit="img", position=rank)
+    for path in bar:
+        name = path.stem
+        target = out["gland_proposal"] / f"{name}.png"
+        if args.skip_existing and target.exists():
+            n_skipped += 1
+            continue
+        bar.set_postfix_str(name)
+
+        def on_step(it: int, loss: float, name: str = name) -> None:
+            bar.set_postfix_str(f"{name} step {it + 1}/{cfg.max_iter} loss {loss:.3f}", refresh=False)
+
+        try:
+            if not is_image_file(path):
+                raise InputError(path, f"not an image file type ({path.suffix or 'no extension'})")
+            mined = mine_file(
+                path, trainer, cluster_num=args.cluster_num, seed=args.seed, scale=args.scale,
+                min_border_pixels=args.min_border_pixels, hole_area=args.hole_area, on_step=on_step,
+            )
+            prop = mined.proposal
+            write_png(out["border_proposal"] / f"{name}.png", prop.border.astype("uint8") * 255)
+            write_png(out["cluster_label"] / f"{name}.png", colorize_clusters(mined.labels))
+            write_png(out["overlay"] / f"{name}.png", overlay_proposal(mined.image, prop.proposal_map))
+            write_png(target, prop.proposal_map)  # last: its presence marks the image as done
+        except (InputError, OSError, RuntimeError, ValueError) as err:
+            msg = str(err) if isinstance(err, InputError) else f"{path}: {err.__class__.__name__}: {err}"
+            tqdm.write(f"error: {msg.splitlines()[0]}", file=sys.stderr)
+            rows.append({"image": name, "status": "failed", "warnings": msg.splitlines()[0]})
+            n_failed += 1
+            continue
+        for w in mined.warnings:
+            tqdm.write(f"warning: {path}: {w}", file=sys.stderr)
+        h, w = prop.proposal_map.shape
+        rows.append({
+            "image": name, "status": "ok", "height": h, "width": w,
+            "selected_cluster": prop.cluster, "cluster_mean_gray": f"{prop.cluster_gray:.3f}",
+            "border_fraction": f"{prop.border.mean():.5f}", "gland_fraction": f"{prop.gland.mean():.5f}",
+            "seconds": f"{mined.seconds:.2f}", "warnings": "; ".join(mined.warnings),
+        })
+        n_done += 1
+    bar.close()
+
+    summary = out["base"] / "summary.csv"
+    if world == 1:
+        _merge_summaries(summary, [], rows)
+    else:
+        part = out["base"] / f".summary.rank{rank}.csv"
+        write_csv(part, rows, SUMMARY_FIELDS)
+        import torch.distributed as dist
+
+        dist.init_process_group("gloo")
+        dist.barrier()
+        if rank == 0:
+            parts = [out["base"] / f".summary.rank{r}.csv" for r in range(world)]
+            _merge_summaries(summary, parts, [])
+            for p in parts:
+                p.unlink(missing_ok=True)
+        dist.barrier()
+        dist.destroy_process_group()
+    elapsed = time.perf_counter() - start
+    who = f"rank {rank}/{world}: " if world > 1 else ""
+    print(
+        f"SPM {who}{n_done} done, {n_skipped} skipped, {n_failed} failed of {len(my_files)} files "
+        f"in {elapsed:.1f} s; proposals in {out['gland_proposal']}, summary in {summary}"
+    )
+    return 1 if n_failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

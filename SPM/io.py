@@ -1,0 +1,195 @@
+"""Image reading/conversion and atomic writing, shared by SPM and the tools.
+
+Every reader raises :class:`InputError` whose message is one line naming the file and the
+problem; writers go through a temporary file in the target folder and ``os.replace`` so a
+crash or a full disk never leaves a half-written output behind.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import IO
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = frozenset({".bmp", ".png", ".tif", ".tiff", ".jpg", ".jpeg"})
+MIN_SIDE = 3
+
+
+class InputError(ValueError):
+    """A bad input file; ``str(err)`` is a one-line message naming the file."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def list_files(folder: str | os.PathLike) -> list[Path]:
+    """Regular, non-hidden files of ``folder`` in sorted order (the original's ``sorted(glob)``)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, "not a directory")
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _decode_any(path: Path) -> np.ndarray:
+    """Decode with OpenCV (as the original SPM did), falling back to Pillow for what it rejects."""
+    data = np.fromfile(path, dtype=np.uint8)  # np.fromfile + imdecode also handles non-ASCII paths
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is not None:
+        return img  # BGR, BGRA or gray, 8- or 16-bit
+    try:
+        with Image.open(path) as pil:
+            pil.load()
+            if pil.mode == "P":
+                pil = pil.convert("RGBA" if "transparency" in pil.info else "RGB")
+            arr = np.asarray(pil)
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise InputError(path, f"cannot decode image ({err.__class__.__name__})") from None
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        arr = arr[:, :, ::-1]
+    elif arr.ndim == 3 and arr.shape[2] == 4:
+        arr = arr[:, :, [2, 1, 0, 3]]
+    return np.ascontiguousarray(arr)
+
+
+def read_bgr(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
+    """Read an image as 8-bit, 3-channel BGR (what ``cv2.imread(path)`` gives for ordinary files).
+
+    Grayscale, alpha, 16-bit and palette images are converted; each conversion is reported
+    in the returned warnings so that a batch can record it.
+
+    Returns:
+        ``(image, warnings)`` with ``image`` of shape ``(H, W, 3)``, dtype uint8.
+
+    Raises:
+        InputError: missing, unreadable, undecodable, or smaller than 3 x 3.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    if not is_image_file(path):
+        raise InputError(path, f"not an image file type ({path.suffix or 'no extension'})")
+    try:
+        img = _decode_any(path)
+    except InputError:
+        raise
+    except OSError as err:
+        raise InputError(path, f"cannot read file ({err.strerror or err})") from None
+    warnings: list[str] = []
+    if img.dtype == np.uint16:
+        img = (img.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+        warnings.append("16-bit image scaled to 8-bit")
+    elif img.dtype == bool:
+        img = img.astype(np.uint8) * 255
+        warnings.append("1-bit image converted to 8-bit")
+    elif img.dtype != np.uint8:
+        raise InputError(path, f"unsupported pixel type {img.dtype}")
+    if img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 1):
+        img = cv2.cvtColor(img.reshape(img.shape[:2]), cv2.COLOR_GRAY2BGR)
+        warnings.append("grayscale image converted to 3 channels")
+    elif img.ndim == 3 and img.shape[2] == 4:
+        img = np.ascontiguousarray(img[:, :, :3])
+        warnings.append("alpha channel dropped")
+    elif not (img.ndim == 3 and img.shape[2] == 3):
+        raise InputError(path, f"unsupported image shape {img.shape}")
+    h, w = img.shape[:2]
+    if h < MIN_SIDE or w < MIN_SIDE:
+        raise InputError(path, f"image is {w}x{h}, smaller than {MIN_SIDE}x{MIN_SIDE}")
+    return img, warnings
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read a label/mask image as a 2-D integer array (first channel if it has several)."""
+    path = Path(path)
+    try:
+        with Image.open(path) as pil:
+            arr = np.asarray(pil)
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise InputError(path, f"cannot decode mask ({err.__class__.__name__})") from None
+    if arr.ndim == 3:
+        arr = arr[:, :, 0]
+    return np.asarray(arr)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates 0600 files; outputs get the usual 0666 & ~umask like any open() would give.
+_FILE_MODE = 0o666 & ~_current_umask()
+
+
+def _atomic_write(path: Path, write: Callable[[IO], None], mode: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({"newline": ""} if "b" not in mode else {})) as fh:
+            write(fh)
+        os.chmod(tmp, _FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_png(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write a uint8 gray or BGR array as PNG, atomically."""
+    path = Path(path)
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(array))
+    if not ok:
+        raise OSError(f"{path}: PNG encoding failed")
+    _atomic_write(path, lambda fh: fh.write(buf.tobytes()), "wb")
+
+
+def write_csv(path: str | os.PathLike, rows: Iterable[dict], fieldnames: Sequence[str]) -> None:
+    """Write dict rows as CSV, atomically."""
+
+    def write(fh: IO) -> None:
+        writer = csv.DictWriter(fh, fieldnames=list(fieldnames), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+    _atomic_write(Path(path), write, "w")
+
+
+def read_csv(path: str | os.PathLike) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def check_writable(folder: str | os.PathLike) -> None:
+    """Create ``folder`` and prove a file can be written there, or raise InputError."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".write_test.", dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as err:
+        raise InputError(folder, f"output folder not writable ({err.strerror or err})") from None
+
+
+def find_ground_truth(gt_dir: str | os.PathLike, stem: str) -> Path:
+    """The mask of image ``stem`` in ``gt_dir``: ``stem.<ext>`` or the official GlaS ``stem_anno.<ext>``."""
+    gt_dir = Path(gt_dir)
+    for name in (stem, f"{stem}_anno"):
+        for ext in sorted(IMAGE_EXTENSIONS):
+            candidate = gt_dir / f"{name}{ext}"
+            if candidate.is_file():
+                return candidate
+    raise InputError(gt_dir / stem, "no ground-truth mask (looked for NAME.<ext> and NAME_anno.<ext>)")

@@ -1,0 +1,38 @@
+"""Shared fixtures. Real-data tests need ../shared (present on the dev machine and in CI, not
+on a user's machine); they skip with the reason shown when it is absent."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+for p in (ROOT, ROOT / "tools"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+SHARED = Path(os.environ.get("MSSG_SHARED", ROOT.parent / "shared"))
+GLAS = SHARED / "data" / "glas"
+REFERENCE = SHARED / "data" / "reference" / "mssg_authors_spm"
+
+
+@pytest.fixture
+def glas_root() -> Path:
+    if not (GLAS / "train" / "images").is_dir():
+        pytest.skip(f"real GlaS data not found at {GLAS} (set MSSG_SHARED to the shared/ folder)")
+    return GLAS
+
+
+@pytest.fixture
+def reference_root() -> Path:
+    if not REFERENCE.is_dir() or not (GLAS / "train" / "masks").is_dir():
+        pytest.skip(f"authors' reference SPM output not found at {REFERENCE}")
+    return REFERENCE
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)

@@ -1,0 +1,112 @@
+"""Robust reading (conversions reported, bad files named) and atomic writing."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from SPM.io import InputError, find_ground_truth, read_bgr, write_csv, write_png
+
+
+def test_reads_bgr_like_cv2(tmp_path, rng):
+    img = rng.integers(0, 256, (12, 17, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "a.bmp"), img)
+    out, warnings = read_bgr(tmp_path / "a.bmp")
+    np.testing.assert_array_equal(out, cv2.imread(str(tmp_path / "a.bmp")))
+    assert warnings == []
+
+
+@pytest.mark.parametrize(
+    ("mode", "array", "expect_warning"),
+    [
+        ("L", np.full((8, 9), 77, np.uint8), "grayscale"),
+        ("RGBA", np.dstack([np.full((8, 9), c, np.uint8) for c in (10, 20, 30, 128)]), "alpha"),
+        ("I;16", np.full((8, 9), 257 * 40, np.uint16), "16-bit"),
+    ],
+)
+def test_conversions_are_reported(tmp_path, mode, array, expect_warning):
+    path = tmp_path / "img.png"
+    Image.fromarray(array, mode=mode if mode != "I;16" else None).save(path)
+    out, warnings = read_bgr(path)
+    assert out.shape == (8, 9, 3) and out.dtype == np.uint8
+    assert any(expect_warning in w for w in warnings)
+    if mode == "RGBA":
+        assert out[0, 0].tolist() == [30, 20, 10]  # BGR order, alpha dropped
+    if mode == "I;16":
+        assert out[0, 0].tolist() == [40, 40, 40]
+
+
+def test_palette_image_is_expanded(tmp_path):
+    pal = Image.new("P", (6, 5))
+    pal.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    pal.putpixel((1, 1), 1)
+    pal.save(tmp_path / "p.png")
+    out, _ = read_bgr(tmp_path / "p.png")
+    assert out[0, 0].tolist() == [0, 0, 255] and out[1, 1].tolist() == [255, 0, 0]
+
+
+def test_corrupt_file_error_names_file(tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nthis is not a png")
+    with pytest.raises(InputError) as err:
+        read_bgr(bad)
+    assert str(bad) in str(err.value) and "cannot decode" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_non_image_and_tiny_image(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(InputError, match="not an image file type"):
+        read_bgr(tmp_path / "notes.txt")
+    cv2.imwrite(str(tmp_path / "tiny.png"), np.zeros((2, 5, 3), np.uint8))
+    with pytest.raises(InputError, match="smaller than 3x3"):
+        read_bgr(tmp_path / "tiny.png")
+
+
+def test_atomic_png_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "out" / "map.png"
+    write_png(target, np.full((4, 4), 2, np.uint8))
+    assert cv2.imread(str(target), cv2.IMREAD_UNCHANGED).max() == 2
+    assert oct(target.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+    def boom(*_a, **_k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        write_png(target, np.zeros((4, 4), np.uint8))
+    assert sorted(p.name for p in target.parent.iterdir()) == ["map.png"]  # no temp left
+    assert cv2.imread(str(target), cv2.IMREAD_UNCHANGED).max() == 2  # old content intact
+
+
+def test_csv_roundtrip(tmp_path):
+    write_csv(tmp_path / "s.csv", [{"a": 1, "b": "x", "extra": 5}], ["a", "b"])
+    assert (tmp_path / "s.csv").read_text().splitlines() == ["a,b", "1,x"]
+
+
+def test_find_ground_truth_layouts(tmp_path):
+    (tmp_path / "train_1_anno.bmp").write_bytes(b"")
+    (tmp_path / "testA_2.png").write_bytes(b"")
+    assert find_ground_truth(tmp_path, "train_1").name == "train_1_anno.bmp"
+    assert find_ground_truth(tmp_path, "testA_2").name == "testA_2.png"
+    with pytest.raises(InputError, match="no ground-truth mask"):
+        find_ground_truth(tmp_path, "nope")
+
+
+def _umask() -> int:
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
+def test_unwritable_output_is_reported(tmp_path):
+    from SPM.io import check_writable
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(InputError, match="not writable"):
+        check_writable(Path(blocker) / "sub")

@@ -1,0 +1,87 @@
+"""Pooled mIoU / Dice of SPM proposal maps (or any gland masks) against ground truth.
+
+    python tools/eval_proposals.py PROPOSAL_DIR GT_DIR [--csv per_image.csv] [--pred_suffix _gland_proposal]
+
+Gland = proposal value > 0 (border or interior); ground truth > 0 is gland (instance ids
+collapse). Prints the pooled metrics (see ``SPM/metrics.py``); ``--csv`` writes a per-image
+table plus a final ``POOLED`` row. A missing or mismatched mask is reported on one line and
+the rest are still evaluated (exit code 1).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from SPM.io import InputError, find_ground_truth, is_image_file, list_files, read_mask, write_csv
+from SPM.metrics import PooledCounts
+
+FIELDS = ("image", "mIoU", "IoU_background", "IoU_gland", "Dice", "pred_fraction", "gt_fraction")
+
+
+def _fmt(counts: PooledCounts) -> dict[str, str]:
+    iou = counts.iou()
+    return {"mIoU": f"{counts.miou():.4f}", "IoU_background": f"{iou[0]:.4f}",
+            "IoU_gland": f"{iou[1]:.4f}", "Dice": f"{counts.dice():.4f}"}
+
+
+def evaluate_folder(
+    pred_dir: str | Path, gt_dir: str | Path, pred_suffix: str = ""
+) -> tuple[PooledCounts, list[dict], list[str]]:
+    """Returns ``(pooled counts, per-image rows, error lines)``."""
+    pooled = PooledCounts()
+    rows: list[dict] = []
+    errors: list[str] = []
+    for path in list_files(pred_dir):
+        if not is_image_file(path):
+            continue
+        stem = path.stem
+        if pred_suffix and stem.endswith(pred_suffix):
+            stem = stem[: -len(pred_suffix)]
+        try:
+            pred = read_mask(path) > 0
+            gt_path = find_ground_truth(gt_dir, stem)
+            gt = read_mask(gt_path) > 0
+            if pred.shape != gt.shape:
+                raise InputError(path, f"size {pred.shape[::-1]} differs from mask {gt_path} {gt.shape[::-1]}")
+        except InputError as err:
+            errors.append(str(err))
+            continue
+        one = PooledCounts()
+        one.update(pred, gt)
+        pooled.update(pred, gt)
+        rows.append({"image": stem, **_fmt(one), "pred_fraction": f"{pred.mean():.4f}",
+                     "gt_fraction": f"{gt.mean():.4f}"})
+    return pooled, rows, errors
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Pooled mIoU and Dice of proposal maps against GT masks")
+    p.add_argument("pred_dir")
+    p.add_argument("gt_dir")
+    p.add_argument("--csv", help="write the per-image table here")
+    p.add_argument("--pred_suffix", default="", help="strip this from prediction names before matching")
+    args = p.parse_args(argv)
+    try:
+        pooled, rows, errors = evaluate_folder(args.pred_dir, args.gt_dir, args.pred_suffix)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for line in errors:
+        print(f"error: {line}", file=sys.stderr)
+    if not rows:
+        print(f"error: {args.pred_dir}: no prediction could be evaluated", file=sys.stderr)
+        return 2
+    if args.csv:
+        write_csv(args.csv, [*rows, {"image": "POOLED", **_fmt(pooled)}], FIELDS)
+    m = _fmt(pooled)
+    print(f"images: {len(rows)}  mIoU: {m['mIoU']}  IoU_bg: {m['IoU_background']}  "
+          f"IoU_gland: {m['IoU_gland']}  Dice: {m['Dice']}" + (f"  (per-image: {args.csv})" if args.csv else ""))
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
