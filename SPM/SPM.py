@@ -123,6 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     trainer = CSNetTrainer(cfg, device, exact=args.exact, compile=args.compile)
     my_files = files[rank::world]
     rows: list[dict] = []
+    summary = out["base"] / "summary.csv"
+    rank_part = out["base"] / f".summary.rank{rank}.csv"
+
+    def save_rows() -> None:
+        if world == 1:
+            _merge_summaries(summary, [], rows)
+        else:
+            write_csv(rank_part, rows, SUMMARY_FIELDS)
+
     n_done = n_skipped = n_failed = 0
     start = time.perf_counter()
     bar = tqdm(my_files, disable=None, dynamic_ncols=True, unit="img", position=rank)
@@ -154,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             tqdm.write(f"error: {msg.splitlines()[0]}", file=sys.stderr)
             rows.append({"image": name, "status": "failed", "warnings": msg.splitlines()[0]})
             n_failed += 1
+            save_rows()
             continue
         for w in mined.warnings:
             tqdm.write(f"warning: {path}: {w}", file=sys.stderr)
@@ -165,14 +175,11 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": f"{mined.seconds:.2f}", "warnings": "; ".join(mined.warnings),
         })
         n_done += 1
+        save_rows()  # after every image, so an interrupted run keeps the rows of what it finished
     bar.close()
 
-    summary = out["base"] / "summary.csv"
-    if world == 1:
-        _merge_summaries(summary, [], rows)
-    else:
-        part = out["base"] / f".summary.rank{rank}.csv"
-        write_csv(part, rows, SUMMARY_FIELDS)
+    save_rows()
+    if world > 1:
         import torch.distributed as dist
 
         dist.init_process_group("gloo")
