@@ -14,6 +14,9 @@ for p in (ROOT, ROOT / "tools"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
+# Before any test module imports mmseg: install the mmcv.ops stand-in (if needed) and register MSG.
+import MSG  # noqa: E402,F401
+
 SHARED = Path(os.environ.get("MSSG_SHARED", ROOT.parent / "shared"))
 GLAS = SHARED / "data" / "glas"
 REFERENCE = SHARED / "data" / "reference" / "mssg_authors_spm"

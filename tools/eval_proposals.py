@@ -28,13 +28,9 @@ def _fmt(counts: PooledCounts) -> dict[str, str]:
             "IoU_gland": f"{iou[1]:.4f}", "Dice": f"{counts.dice():.4f}"}
 
 
-def evaluate_folder(
-    pred_dir: str | Path, gt_dir: str | Path, pred_suffix: str = ""
-) -> tuple[PooledCounts, list[dict], list[str]]:
-    """Returns ``(pooled counts, per-image rows, error lines)``."""
-    pooled = PooledCounts()
-    rows: list[dict] = []
-    errors: list[str] = []
+def iter_pairs(pred_dir: str | Path, gt_dir: str | Path, errors: list[str], pred_suffix: str = ""):
+    """Yield ``(name, prediction mask bool, raw GT array)`` for every prediction image with a
+    matching mask; problems are appended to ``errors`` as one-line messages."""
     for path in list_files(pred_dir):
         if not is_image_file(path):
             continue
@@ -44,12 +40,24 @@ def evaluate_folder(
         try:
             pred = read_mask(path) > 0
             gt_path = find_ground_truth(gt_dir, stem)
-            gt = read_mask(gt_path) > 0
+            gt = read_mask(gt_path)
             if pred.shape != gt.shape:
                 raise InputError(path, f"size {pred.shape[::-1]} differs from mask {gt_path} {gt.shape[::-1]}")
         except InputError as err:
             errors.append(str(err))
             continue
+        yield stem, pred, gt
+
+
+def evaluate_folder(
+    pred_dir: str | Path, gt_dir: str | Path, pred_suffix: str = ""
+) -> tuple[PooledCounts, list[dict], list[str]]:
+    """Returns ``(pooled counts, per-image rows, error lines)``."""
+    pooled = PooledCounts()
+    rows: list[dict] = []
+    errors: list[str] = []
+    for stem, pred, gt_raw in iter_pairs(pred_dir, gt_dir, errors, pred_suffix):
+        gt = gt_raw > 0
         one = PooledCounts()
         one.update(pred, gt)
         pooled.update(pred, gt)

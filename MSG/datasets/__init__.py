@@ -1,0 +1,3 @@
+from MSG.datasets.glas import GlaSDataset, GlaSProposalDataset, LoadBinaryAnnotations
+
+__all__ = ["GlaSDataset", "GlaSProposalDataset", "LoadBinaryAnnotations"]

@@ -1,0 +1,97 @@
+"""MSGPSPHead: mmseg's PSPHead plus a pixel-embedding branch and the MSG losses.
+
+Prediction is unchanged from PSPHead (``forward`` returns the 2-class logits), so mmseg's
+inference, slide testing and metrics work as for any decode head. Training goes through
+:meth:`MSGPSPHead.loss_msg`, called by ``MSSGEncoderDecoder``:
+
+    feats      = bottleneck(concat(x, PPM(x)))                      (B, channels, h, w)
+    logits     = conv_seg(dropout(feats))                           (B, 2, h, w)
+    embeddings = normalize(conv1x1(ReLU(BN(conv1x1(feats)))))       (B, embed_dim, h, w)
+
+Losses (``P`` the 0/1/2 proposal, resized by nearest to h x w for the embedding terms):
+
+    decode.loss_ce         L_O = CE(logits, R)  with R the refined proposal once MSG for Omission
+                           is active (``iteration >= omission.start_iter``), else CE(logits, P > 0)
+    decode.loss_variation  lambda_V * L_V       (MSG for Variation)
+
+and, for logging only, ``decode.relabel_frac`` (share of the proposal's background relabelled
+gland) and ``decode.cos_gap`` (mean cos to the anchor over gland pixels minus over background).
+"""
+from __future__ import annotations
+
+import torch
+from mmcv.cnn import ConvModule
+from mmengine.structures import PixelData
+from mmseg.models.decode_heads.psp_head import PSPHead
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from torch import nn
+from torch.nn import functional as F
+
+from MSG.losses.msg_omission import binary_target
+from MSG.losses.msg_variation import BACKGROUND, BORDER, INTERIOR, border_anchor, masked_mean
+
+
+@MODELS.register_module()
+class MSGPSPHead(PSPHead):
+    """PSPHead with an L2-normalised embedding branch and MSG for Variation / Omission.
+
+    Args:
+        embed_dim: embedding channels D.
+        variation: config of ``MSGVariationLoss`` (None disables MSG for Variation).
+        omission: config of ``MSGOmission`` (None disables MSG for Omission: CE on P throughout).
+        **kwargs: PSPHead / BaseDecodeHead arguments (``num_classes`` must be 2).
+    """
+
+    def __init__(self, embed_dim: int = 128, variation: dict | None = None, omission: dict | None = None,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        if self.num_classes != 2:
+            raise ValueError(f"MSGPSPHead predicts background vs gland: num_classes must be 2, got {self.num_classes}")
+        self.embed_head = nn.Sequential(
+            ConvModule(self.channels, self.channels, 1, conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
+                       act_cfg=self.act_cfg),
+            nn.Conv2d(self.channels, embed_dim, 1),
+        )
+        self.variation = MODELS.build(variation) if variation else None
+        self.omission = MODELS.build(omission) if omission else None
+
+    def forward_with_embedding(self, inputs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns ``(logits (B, num_classes, h, w), embeddings (B, embed_dim, h, w), unit norm)``."""
+        feats = self._forward_feature(inputs)
+        return self.cls_seg(feats), F.normalize(self.embed_head(feats), dim=1)
+
+    def loss_msg(
+        self, inputs: list[torch.Tensor], batch_data_samples: list[SegDataSample], iteration: int
+    ) -> tuple[dict[str, torch.Tensor], list[SegDataSample]]:
+        """MSG training losses; also returns data samples carrying the target used (for auxiliary heads)."""
+        logits, embeddings = self.forward_with_embedding(inputs)
+        proposal_full = self._stack_batch_gt(batch_data_samples)[:, 0].long()  # (B, H, W)
+        proposal_small = F.interpolate(proposal_full[:, None].float(), size=embeddings.shape[-2:],
+                                       mode="nearest")[:, 0].long()
+        stats: dict[str, torch.Tensor] = {}
+        if self.omission is not None and self.omission.active(iteration):
+            target, stats = self.omission(embeddings, proposal_small, proposal_full)
+        else:
+            target = binary_target(proposal_full)
+        target_samples = [
+            SegDataSample(gt_sem_seg=PixelData(data=t[None]), metainfo=s.metainfo)
+            for t, s in zip(target, batch_data_samples, strict=True)
+        ]
+        losses = super().loss_by_feat(logits, target_samples)
+        if self.variation is not None:
+            losses[self.variation.loss_name] = self.variation(embeddings, proposal_small)
+        losses.update({k: v.detach() for k, v in stats.items()})
+        losses["cos_gap"] = self._cos_gap(embeddings, proposal_small)
+        return losses, target_samples
+
+    @staticmethod
+    def _cos_gap(embeddings: torch.Tensor, proposal: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            anchors, valid = border_anchor(embeddings, proposal)
+            if not valid.any():
+                return embeddings.new_zeros(())
+            cos = torch.einsum("bdhw,bd->bhw", embeddings.detach().float(), anchors)
+            gland = (proposal == BORDER) | (proposal == INTERIOR)
+            gap = masked_mean(cos, gland) - masked_mean(cos, proposal == BACKGROUND)
+            return gap[valid].mean()

@@ -1,0 +1,3 @@
+from MSG.engine.hooks import MSGIterHook
+
+__all__ = ["MSGIterHook"]

@@ -1,0 +1,3 @@
+from MSG.segmentors.mssg_encoder_decoder import MSSGEncoderDecoder
+
+__all__ = ["MSSGEncoderDecoder"]

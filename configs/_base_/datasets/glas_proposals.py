@@ -1,0 +1,40 @@
+# Train: 256x256 patches of the GlaS train images and their SPM proposal maps
+#        (tools/crop_img_and_gt.py, stride 192), values 0 bg / 1 border / 2 interior / 255 pad.
+# Val/test: whole GlaS testA images with GT masks, slide inference, pooled mIoU.
+# No ground truth is read for training.
+crop_size = (256, 256)
+train_data_root = "glas/patches"
+test_data_root = "glas/testA"
+train_pipeline = [
+    dict(type="LoadImageFromFile"),
+    dict(type="LoadAnnotations"),
+    dict(type="RandomResize", scale=(1024, 256), ratio_range=(0.75, 3.0), keep_ratio=True),
+    dict(type="RandomCrop", crop_size=crop_size),
+    dict(type="RandomFlip", prob=0.5),
+    dict(type="PhotoMetricDistortion"),
+    dict(type="PackSegInputs"),
+]
+test_pipeline = [
+    dict(type="LoadImageFromFile"),
+    dict(type="LoadBinaryAnnotations"),
+    dict(type="PackSegInputs"),
+]
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type="InfiniteSampler", shuffle=True),
+    dataset=dict(type="GlaSProposalDataset", data_root=train_data_root,
+                 data_prefix=dict(img_path="images", seg_map_path="proposals"), pipeline=train_pipeline),
+)
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type="DefaultSampler", shuffle=False),
+    dataset=dict(type="GlaSDataset", data_root=test_data_root,
+                 data_prefix=dict(img_path="images", seg_map_path="masks"), pipeline=test_pipeline),
+)
+test_dataloader = val_dataloader
+val_evaluator = dict(type="IoUMetric", iou_metrics=["mIoU", "mDice"])
+test_evaluator = val_evaluator

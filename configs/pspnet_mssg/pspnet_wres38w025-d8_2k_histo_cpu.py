@@ -1,0 +1,24 @@
+# MSSG at CPU scale (2 cores, about an hour): the same PSPNet-WRes38 layout at a quarter of the
+# width (backbone outputs 1024 ch), trained from scratch (no pretrained weights are reachable here),
+# BN, 8 patches per step, 2k iterations; Omission starts at 10% of the schedule as in the faithful
+# config (1k of 10k). Used for the CPU ablation:
+#   python tools/train.py configs/pspnet_mssg/pspnet_wres38w025-d8_2k_histo_cpu.py
+_base_ = ["./pspnet_wres38-d8_10k_histo.py"]
+norm_cfg = dict(type="BN", requires_grad=True)
+max_iters = 2000
+model = dict(
+    backbone=dict(width_mult=0.25, norm_cfg=norm_cfg, init_cfg=None),
+    decode_head=dict(in_channels=1024, channels=128, embed_dim=64, norm_cfg=norm_cfg,
+                     omission=dict(start_iter=200)),
+    auxiliary_head=dict(in_channels=256, channels=64, norm_cfg=norm_cfg),
+)
+train_dataloader = dict(batch_size=8, num_workers=2)
+val_dataloader = dict(num_workers=1)
+test_dataloader = val_dataloader
+env_cfg = dict(dist_cfg=dict(backend="gloo"))
+param_scheduler = [dict(type="PolyLR", eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)]
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+default_hooks = dict(
+    logger=dict(interval=20),
+    checkpoint=dict(interval=500, save_best=None, max_keep_ckpts=2),
+)

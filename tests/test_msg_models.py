@@ -1,0 +1,161 @@
+"""WideRes38, MSGPSPHead and MSSGEncoderDecoder: shapes, names, losses, the faithful config."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import register_all_modules
+
+import MSG  # noqa: F401
+from MSG.backbones import WideRes38
+
+register_all_modules(init_default_scope=True)
+ROOT = Path(__file__).resolve().parents[1]
+FAITHFUL = ROOT / "configs" / "pspnet_mssg" / "pspnet_wres38-d8_10k_histo.py"
+TINY = ROOT / "tests" / "data" / "tiny_mssg_cpu.py"
+
+
+def test_wres38_outputs_stride8_and_channels():
+    net = WideRes38(width_mult=0.125).eval()
+    with torch.no_grad():
+        outs = net(torch.rand(1, 3, 64, 96))
+    assert [tuple(o.shape) for o in outs] == [(1, 32, 16, 24), (1, 64, 8, 12), (1, 128, 8, 12), (1, 512, 8, 12)]
+    assert net.channels == (32, 64, 128, 512)
+    assert len(WideRes38(width_mult=0.125, out_indices=(3,)).eval()(torch.rand(1, 3, 32, 32))) == 1
+
+
+def test_wres38_published_layout_and_names():
+    net = WideRes38()
+    sd = net.state_dict()
+    expected_shapes = {
+        "conv1a.weight": (64, 3, 3, 3),
+        "b2.conv_branch1.weight": (128, 64, 1, 1),
+        "b3_2.conv_branch2b1.weight": (256, 256, 3, 3),
+        "b4_5.bn_branch2a.weight": (512,),
+        "b5.conv_branch2a.weight": (512, 512, 3, 3),
+        "b5.conv_branch2b1.weight": (1024, 512, 3, 3),
+        "b6.conv_branch2a.weight": (512, 1024, 1, 1),
+        "b6.conv_branch2b1.weight": (1024, 512, 3, 3),
+        "b6.conv_branch2b2.weight": (2048, 1024, 1, 1),
+        "b7.conv_branch2b2.weight": (4096, 2048, 1, 1),
+        "bn7.running_var": (4096,),
+    }
+    for key, shape in expected_shapes.items():
+        assert tuple(sd[key].shape) == shape, key
+    assert "b2_1.conv_branch1.weight" not in sd  # identity shortcut when shapes agree
+    assert net.b5.conv_branch2b1.dilation == (2, 2) and net.b6.conv_branch2b1.dilation == (4, 4)
+    assert net.b4.conv_branch2a.stride == (2, 2) and net.b5.conv_branch2a.stride == (1, 1)
+    assert net.b6.dropout_2b1.p == 0.3 and net.b7.dropout_2b2.p == 0.5
+    blocks = {k.split(".")[0] for k in sd}
+    assert blocks == {"conv1a", "b2", "b2_1", "b2_2", "b3", "b3_1", "b3_2", "b4", *(f"b4_{i}" for i in range(1, 6)),
+                      "b5", "b5_1", "b5_2", "b6", "b7", "bn7"}
+
+
+def test_wres38_pretrained_missing_file_is_clear_error(tmp_path):
+    net = WideRes38(width_mult=0.0625, init_cfg=dict(type="Pretrained", checkpoint=str(tmp_path / "res38d.pth")))
+    with pytest.raises(FileNotFoundError, match=r"res38d\.pth.*not found"):
+        net.init_weights()
+
+
+def test_wres38_loads_res38d_style_checkpoint_and_reports_keys(tmp_path, monkeypatch):
+    import MSG.backbones.wide_res38 as wres
+
+    logged = []
+    monkeypatch.setattr(wres, "print_log", lambda msg, **_: logged.append(msg))
+    src = WideRes38(width_mult=0.0625)
+    state = {k: torch.randn_like(v.float()).to(v.dtype) for k, v in src.state_dict().items()}
+    state["fc8.weight"] = torch.zeros(3)  # a classifier the backbone does not have
+    del state["bn7.weight"]
+    torch.save(state, tmp_path / "res38d.pth")
+    net = WideRes38(width_mult=0.0625, init_cfg=dict(type="Pretrained", checkpoint=str(tmp_path / "res38d.pth")))
+    net.init_weights()
+    assert torch.equal(net.b4_3.conv_branch2a.weight, state["b4_3.conv_branch2a.weight"])
+    out = "\n".join(logged)
+    assert "missing keys: ['bn7.weight']" in out and "unexpected keys: ['fc8.weight']" in out
+
+
+def _tiny_model():
+    cfg = Config.fromfile(str(TINY))
+    return MODELS.build(cfg.model)
+
+
+def _samples(proposals):
+    return [SegDataSample(gt_sem_seg=PixelData(data=p[None].long()),
+                          metainfo=dict(img_shape=p.shape, ori_shape=p.shape, pad_shape=p.shape)) for p in proposals]
+
+
+def test_head_shapes_and_unit_embeddings():
+    model = _tiny_model().eval()
+    feats = model.extract_feat(torch.rand(2, 3, 64, 64))
+    logits, emb = model.decode_head.forward_with_embedding(feats)
+    assert logits.shape == (2, 2, 8, 8) and emb.shape == (2, 8, 8, 8)
+    torch.testing.assert_close(emb.norm(dim=1), torch.ones(2, 8, 8))
+    assert torch.equal(model.decode_head(feats), logits)
+
+
+def test_segmentor_losses_before_and_after_omission_start():
+    torch.manual_seed(0)
+    model = _tiny_model().train()
+    proposals = torch.zeros(2, 64, 64, dtype=torch.long)
+    proposals[:, 16:48, 16:48] = 1
+    proposals[:, 24:40, 24:40] = 2
+    proposals[1, :4] = 255
+    inputs = torch.rand(2, 3, 64, 64)
+    model.current_iter = 0
+    losses = model.loss(inputs, _samples(proposals))
+    assert {"decode.loss_ce", "decode.loss_variation", "decode.acc_seg", "decode.cos_gap", "aux.loss_ce"} <= set(losses)
+    assert "decode.relabel_frac" not in losses
+    total = sum(v for k, v in losses.items() if "loss" in k)
+    total.backward()
+    assert model.decode_head.embed_head[1].weight.grad is not None  # the variation loss reaches the embeddings
+    model.current_iter = 2  # omission start_iter in the tiny config
+    losses = model.loss(inputs, _samples(proposals))
+    assert 0.0 <= float(losses["decode.relabel_frac"]) <= 1.0
+
+
+def test_auxiliary_head_trained_on_the_same_target():
+    model = _tiny_model()
+    feats = model.extract_feat(torch.rand(2, 3, 64, 64))
+    proposal = torch.zeros(2, 64, 64, dtype=torch.long)
+    proposal[:, 10:30, 10:30] = 2
+    proposal[:, 10:12, 10:30] = 1
+    proposal[:, 60:] = 255
+    _, targets = model.decode_head.loss_msg(feats, _samples(proposal), iteration=0)
+    target = targets[0].gt_sem_seg.data[0]
+    assert set(target.unique().tolist()) == {0, 1, 255}
+    assert torch.equal(target == 1, (proposal[0] == 1) | (proposal[0] == 2))
+
+
+def test_plain_predict_is_two_class():
+    model = _tiny_model().eval()
+    sample = SegDataSample(metainfo=dict(img_shape=(72, 90), ori_shape=(72, 90), pad_shape=(72, 90)))
+    with torch.no_grad():
+        out = model.test_step(dict(inputs=[torch.randint(0, 255, (3, 72, 90), dtype=torch.uint8)],
+                                   data_samples=[sample]))
+    assert out[0].pred_sem_seg.data.shape == (1, 72, 90) and out[0].seg_logits.data.shape == (2, 72, 90)
+
+
+def test_faithful_config_forward_backward_on_cpu():
+    cfg = Config.fromfile(str(FAITHFUL))
+    assert cfg.model.backbone.init_cfg.checkpoint == "weights/res38d.pth"
+    assert cfg.train_dataloader.batch_size == 8 and cfg.optim_wrapper.optimizer.lr == 0.005
+    assert cfg.model.test_cfg == dict(mode="slide", crop_size=(320, 320), stride=(256, 256))
+    cfg.norm_cfg = dict(type="BN", requires_grad=True)
+    for part in ("backbone", "decode_head", "auxiliary_head"):
+        cfg.model[part].norm_cfg = cfg.norm_cfg
+    model = MODELS.build(cfg.model).train()
+    n_params = sum(p.numel() for p in model.parameters())
+    assert 130e6 < n_params < 160e6  # documented in the README
+    proposal = torch.zeros(2, 256, 256, dtype=torch.long)
+    proposal[:, 64:192, 64:192] = 2
+    proposal[:, 64:80, 64:192] = 1
+    data = model.data_preprocessor(dict(inputs=[torch.randint(0, 255, (3, 256, 256), dtype=torch.uint8)] * 2,
+                                        data_samples=_samples(proposal)), training=True)
+    losses = model.loss(data["inputs"], data["data_samples"])
+    sum(v for k, v in losses.items() if "loss" in k).backward()
+    assert model.backbone.conv1a.weight.grad is not None

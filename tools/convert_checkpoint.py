@@ -1,0 +1,87 @@
+"""Convert an mmseg-0.x PSPNet-WRes38 checkpoint (or a bare ``res38d.pth``) for this project (mmseg 1.x).
+
+    python tools/convert_checkpoint.py SRC DST [--config CONFIG]
+
+Parameter names already match (``backbone.conv1a``, ``backbone.b2_1.bn_branch2a`` ...,
+``decode_head.psp_modules`` / ``bottleneck`` / ``conv_seg``, ``auxiliary_head.convs``), so the
+conversion only: unwraps ``state_dict``, strips DataParallel ``module.`` prefixes, prefixes a bare
+backbone (``res38d.pth``) with ``backbone.``, moves mmseg-0.x ``meta.CLASSES/PALETTE`` into 1.x
+``meta.dataset_meta``, and drops optimizer state. With ``--config``, it builds that model and
+reports missing/unexpected keys (the MSG embedding branch is new, so it is expected to be missing).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from MSG.compat.safe_globals import allow_mmengine_checkpoints
+from SPM.io import InputError
+
+HEAD_PREFIXES = ("backbone.", "decode_head.", "auxiliary_head.", "neck.")
+
+
+def convert_state(ckpt: dict) -> dict:
+    """Returns the converted checkpoint dict ``{'state_dict': ..., 'meta': ...}``."""
+    state = ckpt.get("state_dict", ckpt)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError("no tensor state dict found")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    if not any(k.startswith(HEAD_PREFIXES) for k in state):
+        state = {f"backbone.{k}": v for k, v in state.items()}
+    meta = dict(ckpt.get("meta", {}) or {})
+    classes, palette = meta.pop("CLASSES", None), meta.pop("PALETTE", None)
+    if classes is not None:
+        meta["dataset_meta"] = dict(classes=tuple(classes), palette=palette)
+    return {"state_dict": state, "meta": meta}
+
+
+def check_against_config(state: dict, config: str) -> tuple[list[str], list[str]]:
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+
+    import MSG  # noqa: F401
+
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.init_cfg = None
+    model = MODELS.build(cfg.model)
+    result = model.load_state_dict(state, strict=False)
+    return sorted(result.missing_keys), sorted(result.unexpected_keys)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Convert mmseg-0.x / res38d checkpoints to this project's format")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument("--config", help="report missing/unexpected keys against this model config")
+    args = p.parse_args(argv)
+    allow_mmengine_checkpoints()
+    try:
+        if not Path(args.src).is_file():
+            raise InputError(args.src, "file not found")
+        try:
+            ckpt = torch.load(args.src, map_location="cpu", weights_only=True)
+            converted = convert_state(ckpt)
+        except (ValueError, RuntimeError, OSError, EOFError) as err:
+            raise InputError(args.src, f"not a convertible checkpoint ({err.__class__.__name__}: {err})") from None
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    Path(args.dst).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(args.dst).with_name(f".{Path(args.dst).name}.tmp")
+    torch.save(converted, tmp)
+    tmp.replace(args.dst)
+    print(f"wrote {args.dst}: {len(converted['state_dict'])} tensors")
+    if args.config:
+        missing, unexpected = check_against_config(converted["state_dict"], args.config)
+        print(f"missing keys ({len(missing)}): {missing}")
+        print(f"unexpected keys ({len(unexpected)}): {unexpected}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Test a checkpoint on the config's test set (mmseg 1.x conventions): pooled mIoU / mDice.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR] [--tta] [--cfg-options k=v ...]
+    bash tools/dist_test.sh CONFIG CHECKPOINT GPUS
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import os.path as osp
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+import MSG  # noqa: F401
+from MSG.compat.launch import finish_launch, prepare_launch
+from MSG.compat.safe_globals import allow_mmengine_checkpoints
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Test a segmentor checkpoint")
+    p.add_argument("config")
+    p.add_argument("checkpoint")
+    p.add_argument("--work-dir", help="where to save the metrics")
+    p.add_argument("--out", help="save the predicted masks (0/1 PNG) here")
+    p.add_argument("--tta", action="store_true", help="flip test-time augmentation")
+    p.add_argument("--cfg-options", nargs="+", action=DictAction)
+    p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
+    p.add_argument("--local_rank", "--local-rank", type=int, default=0)
+    args = p.parse_args(argv)
+    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    for path in (args.config, args.checkpoint):
+        if not osp.isfile(path):
+            raise SystemExit(f"error: {path}: file not found")
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.work_dir = args.work_dir or cfg.get("work_dir") or osp.join(
+        "./work_dirs", osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    cfg.default_hooks.pop("visualization", None)
+    if args.out:
+        cfg.test_evaluator["output_dir"] = args.out
+        cfg.test_evaluator["keep_results"] = True
+    if args.tta:
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    allow_mmengine_checkpoints()
+    cpu_dist = prepare_launch(cfg, args.launcher)
+    try:
+        Runner.from_cfg(cfg).test()
+    finally:
+        if cpu_dist:
+            finish_launch()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Train a segmentor (mmseg 1.x conventions).
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp] [--cfg-options k=v ...]
+    bash tools/dist_train.sh CONFIG GPUS WORK_DIR          # torchrun; NCCL+SyncBN on GPUs, Gloo+BN on CPU
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import os.path as osp
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+import MSG  # noqa: F401  (registers MSG and the mmcv.ops stand-in before mmseg loads)
+from MSG.compat.launch import finish_launch, prepare_launch
+from MSG.compat.safe_globals import allow_mmengine_checkpoints
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Train a segmentor")
+    p.add_argument("config", help="train config file path")
+    p.add_argument("--work-dir", help="the dir to save logs and models")
+    p.add_argument("--resume", action="store_true", help="resume from the latest checkpoint in the work dir")
+    p.add_argument("--amp", action="store_true", help="automatic mixed precision training")
+    p.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config settings, key=value")
+    p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
+    p.add_argument("--local_rank", "--local-rank", type=int, default=0)
+    args = p.parse_args(argv)
+    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
+    return args
+
+
+def build_cfg(args: argparse.Namespace) -> Config:
+    if not osp.isfile(args.config):
+        raise SystemExit(f"error: {args.config}: config file not found")
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    elif cfg.get("work_dir") is None:
+        cfg.work_dir = osp.join("./work_dirs", osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        cfg.optim_wrapper.type = "AmpOptimWrapper"
+        cfg.optim_wrapper.loss_scale = "dynamic"
+    cfg.resume = args.resume
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cfg = build_cfg(args)
+    allow_mmengine_checkpoints()
+    cpu_dist = prepare_launch(cfg, args.launcher)
+    try:
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+    finally:
+        if cpu_dist:
+            finish_launch()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
