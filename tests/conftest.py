@@ -17,6 +17,11 @@ for p in (ROOT, ROOT / "tools"):
 # Before any test module imports mmseg: install the mmcv.ops stand-in (if needed) and register MSG.
 import MSG  # noqa: E402,F401
 
+# isort: split
+from mmseg.utils import register_all_modules  # noqa: E402
+
+register_all_modules(init_default_scope=True)
+
 SHARED = Path(os.environ.get("MSSG_SHARED", ROOT.parent / "shared"))
 GLAS = SHARED / "data" / "glas"
 REFERENCE = SHARED / "data" / "reference" / "mssg_authors_spm"

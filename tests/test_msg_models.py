@@ -9,12 +9,10 @@ from mmengine.config import Config
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from mmseg.utils import register_all_modules
 
 import MSG  # noqa: F401
 from MSG.backbones import WideRes38
 
-register_all_modules(init_default_scope=True)
 ROOT = Path(__file__).resolve().parents[1]
 FAITHFUL = ROOT / "configs" / "pspnet_mssg" / "pspnet_wres38-d8_10k_histo.py"
 TINY = ROOT / "tests" / "data" / "tiny_mssg_cpu.py"

@@ -12,6 +12,7 @@ reports missing/unexpected keys (the MSG embedding branch is new, so it is expec
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             ckpt = torch.load(args.src, map_location="cpu", weights_only=True)
             converted = convert_state(ckpt)
-        except (ValueError, RuntimeError, OSError, EOFError) as err:
+        except (ValueError, RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
             raise InputError(args.src, f"not a convertible checkpoint ({err.__class__.__name__}: {err})") from None
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)

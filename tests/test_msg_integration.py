@@ -1,0 +1,101 @@
+"""CPU end to end on synthetic data: SPM -> crop -> train a tiny config -> checkpoint -> resume ->
+test -> predict -> evaluate; and a 2-process Gloo dist_train.sh run."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import crop_img_and_gt
+import evaluate
+import numpy as np
+import predict
+import pytest
+import torch
+from make_synthetic_glas import make_synthetic_image
+
+from MSG.compat.safe_globals import allow_mmengine_checkpoints
+from SPM import SPM as spm_cli
+from SPM.io import read_mask, write_png
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "data" / "tiny_mssg_cpu.py"
+
+
+@pytest.fixture(scope="module")
+def patches(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    rng = np.random.default_rng(11)
+    for i in range(2):
+        image, gland, _ = make_synthetic_image(rng, 96, 128, n_glands=3)
+        write_png(root / "glas" / "images" / f"syn_{i}.png", image)
+        write_png(root / "glas" / "masks" / f"syn_{i}.png", gland.astype(np.uint8) * 255)
+    assert spm_cli.main(["--train_image_path", str(root / "glas" / "images"), "--output_root", str(root / "spm"),
+                         "--maxIter", "5", "--nChannel", "16", "--min_border_pixels", "300",
+                         "--no-compile", "--device", "cpu"]) == 0
+    proposals = root / "spm" / "cluster_5_nConv_3" / "gland_proposal"
+    assert crop_img_and_gt.main([str(root / "glas" / "images"), str(proposals), str(root / "patches"),
+                                 "--crop_size", "64", "--stride", "48"]) == 0
+    return root
+
+
+def _train(root: Path, work: Path, flags: tuple[str, ...] = (), options: tuple[str, ...] = ()):
+    cmd = [sys.executable, str(ROOT / "tools" / "train.py"), str(TINY), "--work-dir", str(work), *flags,
+           "--cfg-options", *options, f"train_dataloader.dataset.data_root={root / 'patches'}",
+           f"val_dataloader.dataset.data_root={root / 'glas'}", f"test_dataloader.dataset.data_root={root / 'glas'}"]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
+
+
+def test_train_resume_test_predict_evaluate(patches, tmp_path, capsys):
+    work = tmp_path / "work"
+    # 2 iterations, then resume to 4
+    first = _train(patches, work, options=("train_cfg.max_iters=2",))
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (work / "iter_2.pth").is_file()
+    second = _train(patches, work, flags=("--resume",))
+    assert second.returncode == 0, second.stderr[-3000:]
+    log = second.stdout + second.stderr
+    assert "resumed" in log.lower() and "Iter(train) [4/4]" in log
+    assert "decode.loss_variation" in log and "decode.relabel_frac" in log  # omission active from iter 2
+    allow_mmengine_checkpoints()
+    ckpt = torch.load(work / "iter_4.pth", map_location="cpu", weights_only=True)  # the allow-list suffices
+    assert ckpt["meta"]["iter"] == 4
+    assert "mIoU" in log  # validation at the end of training on the GT masks
+
+    test = subprocess.run([sys.executable, str(ROOT / "tools" / "test.py"), str(TINY), str(work / "iter_4.pth"),
+                           "--work-dir", str(tmp_path / "test"), "--cfg-options",
+                           f"test_dataloader.dataset.data_root={patches / 'glas'}"],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert test.returncode == 0, test.stderr[-3000:]
+    assert "mIoU" in test.stdout + test.stderr
+
+    out = tmp_path / "pred"
+    assert predict.main([str(TINY), str(work / "iter_4.pth"), str(patches / "glas" / "images"), "--out", str(out),
+                         "--tta", "--device", "cpu"]) == 0
+    mask = read_mask(out / "masks" / "syn_0.png")
+    assert mask.shape == (96, 128) and set(np.unique(mask)) <= {0, 255}
+    assert (out / "overlays" / "syn_0.png").is_file()
+    capsys.readouterr()
+    assert evaluate.main([str(out / "masks"), str(patches / "glas" / "masks")]) == 0
+    assert "obj_F1" in capsys.readouterr().out
+
+
+def test_dist_train_two_gloo_processes(patches, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PORT": str(port), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    work = tmp_path / "dist"
+    proc = subprocess.run(
+        ["bash", str(ROOT / "tools" / "dist_train.sh"), str(TINY), "2", str(work), "--cfg-options",
+         "train_cfg.max_iters=2", "train_cfg.val_interval=100", "train_dataloader.batch_size=2",
+         f"train_dataloader.dataset.data_root={patches / 'patches'}",
+         f"val_dataloader.dataset.data_root={patches / 'glas'}"],
+        capture_output=True, text=True, timeout=900, env=env, cwd=ROOT,
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert "Distributed launcher: pytorch" in log or "world_size: 2" in log.replace("World size", "world_size")
+    assert (work / "iter_2.pth").is_file()

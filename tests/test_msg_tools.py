@@ -1,0 +1,134 @@
+"""Crop/merge, evaluation metrics on hand-made masks, and checkpoint conversion."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import convert_checkpoint
+import crop_img_and_gt as crop
+import evaluate
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+
+from SPM.io import read_mask, write_png
+from SPM.metrics import label_objects, object_dice_hausdorff, object_f1_counts
+
+
+def test_tile_offsets_cover_glas_sizes():
+    assert crop.tile_offsets(775, 256, 192) == [0, 192, 384, 519]
+    assert crop.tile_offsets(522, 256, 192) == [0, 192, 266]
+    assert crop.tile_offsets(448, 256, 192) == [0, 192]
+    assert crop.tile_offsets(100, 256, 192) == [0]
+
+
+@pytest.mark.parametrize("shape", [(300, 410, 3), (522, 775), (100, 120, 3)])
+def test_crop_merge_round_trip(rng, shape):
+    image = rng.integers(0, 256, shape, dtype=np.uint8)
+    tiles = crop.crop_tiles(image, 256, 192, pad_value=0)
+    assert all(t.shape[:2] == (256, 256) for t in tiles.values())
+    np.testing.assert_array_equal(crop.merge_tiles(tiles, *shape[:2]), image)
+
+
+def test_small_image_proposal_padded_with_ignore():
+    tiles = crop.crop_tiles(np.ones((100, 120), np.uint8), 256, 192, pad_value=crop.PROPOSAL_PAD)
+    (tile,) = tiles.values()
+    assert (tile[:100, :120] == 1).all() and (tile[100:] == 255).all() and (tile[:, 120:] == 255).all()
+
+
+def test_crop_cli_names_and_missing_proposal(tmp_path, rng, capsys):
+    write_png(tmp_path / "img" / "a.png", rng.integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    write_png(tmp_path / "img" / "b.png", rng.integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    write_png(tmp_path / "prop" / "a.png", np.full((300, 400), 2, np.uint8))
+    rc = crop.main([str(tmp_path / "img"), str(tmp_path / "prop"), str(tmp_path / "out")])
+    assert rc == 1 and "b.png: no proposal map" in capsys.readouterr().err
+    names = sorted(p.name for p in (tmp_path / "out" / "images").iterdir())
+    assert names == ["a_0_0.png", "a_0_144.png", "a_44_0.png", "a_44_144.png"]
+    assert sorted(p.name for p in (tmp_path / "out" / "proposals").iterdir()) == names
+    assert (read_mask(tmp_path / "out" / "proposals" / "a_44_144.png") == 2).all()
+
+
+# ---- object metrics on a hand-made case -------------------------------------------------------
+def _hand_case():
+    gt = np.zeros((20, 20), np.uint8)
+    gt[2:6, 2:6] = 255  # G1, 16 px
+    gt[10:18, 10:18] = 255  # G2, 64 px
+    pred = np.zeros((20, 20), np.uint8)
+    pred[2:6, 2:6] = 1  # S1 == G1
+    pred[10:14, 10:14] = 1  # S2 inside G2, IoU 0.25
+    pred[2:4, 15:17] = 1  # S3, false positive
+    return gt, pred
+
+
+def test_object_f1_dice_hausdorff_by_hand():
+    gt, pred = _hand_case()
+    g, s = label_objects(gt), label_objects(pred)
+    assert object_f1_counts(g, s) == (1, 2, 1)
+    dice, haus = object_dice_hausdorff(g, s)
+    gt_side = 0.2 * 1 + 0.8 * (2 * 16 / 80)
+    pred_side = (16 * 1 + 16 * 0.4 + 4 * 0) / 36
+    assert dice == pytest.approx(0.5 * (gt_side + pred_side))
+    h22 = math.hypot(4, 4)  # G2 corner (17,17) to S2 corner (13,13)
+    h3 = math.hypot(2, 13)  # S3 has no overlap: nearest object G1, farthest pair (5,2)-(3,15)
+    expected_h = 0.5 * (0.8 * h22 + (16 * h22 + 4 * h3) / 36)
+    assert haus == pytest.approx(expected_h)
+
+
+def test_instance_ids_are_objects():
+    gt = np.zeros((6, 6), np.uint16)
+    gt[:, :3] = 3
+    gt[:, 3:] = 7  # touching instances stay two objects
+    assert label_objects(gt).max() == 2
+    assert label_objects(gt > 0).max() == 1
+
+
+def test_empty_cases():
+    empty = np.zeros((5, 5), np.int32)
+    assert object_dice_hausdorff(empty, empty) == (1.0, 0.0)
+    one = empty.copy()
+    one[1:3, 1:3] = 1
+    assert object_dice_hausdorff(one, empty) == (0.0, pytest.approx(math.hypot(5, 5)))
+    assert object_f1_counts(one, empty) == (0, 0, 1)
+
+
+def test_evaluate_cli(tmp_path, capsys):
+    gt, pred = _hand_case()
+    write_png(tmp_path / "gt" / "x_anno.png", gt)  # the official *_anno naming
+    write_png(tmp_path / "pred" / "x.png", pred * 255)
+    assert evaluate.main([str(tmp_path / "pred"), str(tmp_path / "gt"), "--csv", str(tmp_path / "e.csv")]) == 0
+    out = capsys.readouterr().out
+    iou_fg, iou_bg = 32 / 84, 316 / 368
+    assert f"mIoU: {(iou_fg + iou_bg) / 2:.4f}" in out and f"Dice: {64 / 116:.4f}" in out
+    assert "obj_F1: 0.4000" in out
+
+
+# ---- checkpoint conversion ---------------------------------------------------------------------
+def test_convert_mmseg0x_checkpoint(tmp_path, capsys):
+    from mmseg.registry import MODELS
+
+    cfg_path = str(Path(__file__).parent / "data" / "tiny_mssg_cpu.py")
+    model = MODELS.build(Config.fromfile(cfg_path).model)
+    state = {f"module.{k}": v for k, v in model.state_dict().items() if "embed_head" not in k}
+    assert any(k.startswith("module.backbone.b4_5.bn_branch2a") for k in state)
+    old = {"state_dict": state, "meta": {"CLASSES": ["background", "gland"], "PALETTE": [[0, 0, 0], [1, 1, 1]],
+                                         "mmseg_version": "0.20.2"}, "optimizer": {"state": {}}}
+    torch.save(old, tmp_path / "old.pth")
+    rc = convert_checkpoint.main([str(tmp_path / "old.pth"), str(tmp_path / "new.pth"), "--config", cfg_path])
+    assert rc == 0
+    out = capsys.readouterr().out
+    new = torch.load(tmp_path / "new.pth", weights_only=True)
+    assert "optimizer" not in new and new["meta"]["dataset_meta"]["classes"] == ("background", "gland")
+    assert all(not k.startswith("module.") for k in new["state_dict"])
+    missing_line = next(ln for ln in out.splitlines() if ln.startswith("missing keys"))
+    assert "decode_head.embed_head" in missing_line and "backbone." not in missing_line
+    assert "unexpected keys (0)" in out
+
+
+def test_convert_bare_backbone_and_bad_file(tmp_path, capsys):
+    torch.save({"conv1a.weight": torch.zeros(4, 3, 3, 3)}, tmp_path / "res38d.pth")
+    assert convert_checkpoint.main([str(tmp_path / "res38d.pth"), str(tmp_path / "out.pth")]) == 0
+    assert list(torch.load(tmp_path / "out.pth", weights_only=True)["state_dict"]) == ["backbone.conv1a.weight"]
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    assert convert_checkpoint.main([str(tmp_path / "junk.pth"), str(tmp_path / "o2.pth")]) == 2
+    assert "junk.pth" in capsys.readouterr().err
