@@ -132,3 +132,29 @@ def test_convert_bare_backbone_and_bad_file(tmp_path, capsys):
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     assert convert_checkpoint.main([str(tmp_path / "junk.pth"), str(tmp_path / "o2.pth")]) == 2
     assert "junk.pth" in capsys.readouterr().err
+
+
+def test_prepare_glas_from_official_flat_layout(tmp_path, rng, capsys):
+    import cv2
+    import prepare_glas
+
+    src = tmp_path / "Warwick_QU_Dataset"
+    src.mkdir()
+    for name in ("train_1", "testA_1"):
+        cv2.imwrite(str(src / f"{name}.bmp"), rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))
+        anno = np.zeros((30, 40), np.uint8)
+        anno[2:10, 2:10] = 1
+        anno[12:20, 12:20] = 2  # instance ids
+        cv2.imwrite(str(src / f"{name}_anno.bmp"), anno)
+    cv2.imwrite(str(src / "train_2.bmp"), rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))  # no annotation
+    cv2.imwrite(str(src / "testA_2.bmp"), rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))
+    cv2.imwrite(str(src / "testA_2_anno.bmp"), np.zeros((31, 40), np.uint8))  # wrong size
+    (src / "Grade.csv").write_text("name,grade\n")
+    rc = prepare_glas.main([str(src), str(tmp_path / "glas")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "train_2.bmp: no annotation" in err and "testA_2_anno.bmp: size" in err
+    mask = read_mask(tmp_path / "glas" / "train" / "masks" / "train_1.png")
+    assert set(np.unique(mask)) == {0, 255} and (mask > 0).sum() == 128
+    img = cv2.imread(str(tmp_path / "glas" / "testA" / "images" / "testA_1.png"))
+    np.testing.assert_array_equal(img, cv2.imread(str(src / "testA_1.bmp")))
+    assert (tmp_path / "glas" / "Grade.csv").is_file() and (tmp_path / "glas" / "manifest.csv").is_file()

@@ -1,0 +1,78 @@
+"""Convert the official GlaS (Warwick-QU) download to the project's layout.
+
+    python tools/prepare_glas.py Warwick_QU_Dataset glas
+
+Reads the flat folder (``train_1.bmp`` + ``train_1_anno.bmp``, ``testA_*``, ``testB_*``,
+``Grade.csv``) and writes ``glas/{train,testA,testB}/{images,masks}/NAME.png``: lossless PNG copies
+of the images, masks with instance ids collapsed to gland (0/255). Verifies that every image has
+its annotation of the same size and reports the split counts against the official 85/60/20; a
+problem is reported on one line per file and the file skipped (exit 1).
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from SPM.io import InputError, is_image_file, list_files, read_bgr, read_mask, write_csv, write_png
+
+OFFICIAL_COUNTS = {"train": 85, "testA": 60, "testB": 20}
+NAME = re.compile(r"^(train|testA|testB)_(\d+)$")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Official GlaS download -> project layout")
+    p.add_argument("src", help="the official flat folder")
+    p.add_argument("dst", help="output root, e.g. glas")
+    args = p.parse_args(argv)
+    src, dst = Path(args.src), Path(args.dst)
+    try:
+        files = [f for f in list_files(src) if is_image_file(f)]
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    counts = dict.fromkeys(OFFICIAL_COUNTS, 0)
+    rows, errors = [], []
+    for path in files:
+        match = NAME.match(path.stem)
+        if not match:
+            continue  # annotations and unrelated files
+        split = match.group(1)
+        anno = path.with_name(f"{path.stem}_anno{path.suffix}")
+        try:
+            image, _ = read_bgr(path)
+            if not anno.is_file():
+                raise InputError(path, f"no annotation {anno.name}")
+            mask = read_mask(anno)
+            if mask.shape != image.shape[:2]:
+                raise InputError(anno, f"size {mask.shape[::-1]} differs from image {image.shape[1::-1]}")
+        except InputError as err:
+            errors.append(str(err))
+            print(f"error: {err}", file=sys.stderr)
+            continue
+        write_png(dst / split / "images" / f"{path.stem}.png", image)
+        write_png(dst / split / "masks" / f"{path.stem}.png", (mask > 0).astype(np.uint8) * 255)
+        counts[split] += 1
+        rows.append({"split": split, "name": path.stem, "width": image.shape[1], "height": image.shape[0],
+                     "instances": len(np.unique(mask[mask > 0])), "fg_frac": f"{(mask > 0).mean():.4f}"})
+    if (src / "Grade.csv").is_file():
+        dst.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src / "Grade.csv", dst / "Grade.csv")
+    write_csv(dst / "manifest.csv", rows, ["split", "name", "width", "height", "instances", "fg_frac"])
+    summary = ", ".join(f"{k} {v}/{OFFICIAL_COUNTS[k]}" for k, v in counts.items())
+    print(f"wrote {sum(counts.values())} image/mask pairs to {dst} ({summary}); {len(errors)} failed")
+    for split, n in counts.items():
+        if n and n != OFFICIAL_COUNTS[split]:
+            print(f"warning: {split} has {n} images, the official set has {OFFICIAL_COUNTS[split]}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
