@@ -65,7 +65,7 @@ def test_train_resume_test_predict_evaluate(patches, tmp_path, capsys):
     assert "mIoU" in log  # validation at the end of training on the GT masks
 
     test = subprocess.run([sys.executable, str(ROOT / "tools" / "test.py"), str(TINY), str(work / "iter_4.pth"),
-                           "--work-dir", str(tmp_path / "test"), "--cfg-options",
+                           "--work-dir", str(tmp_path / "test"), "--tta", "--cfg-options",
                            f"test_dataloader.dataset.data_root={patches / 'glas'}"],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert test.returncode == 0, test.stderr[-3000:]

@@ -66,6 +66,22 @@ def evaluate_folder(
     return pooled, rows, errors
 
 
+def run_reporting_errors(evaluate_fn, pred_dir: str, *args) -> tuple[object, list[dict], int] | None:
+    """Call ``evaluate_fn(pred_dir, *args) -> (result, rows, errors)`` and print each problem on one
+    line. Returns ``(result, rows, exit code)``, or None when nothing could be evaluated (exit 2)."""
+    try:
+        result, rows, errors = evaluate_fn(pred_dir, *args)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return None
+    for line in errors:
+        print(f"error: {line}", file=sys.stderr)
+    if not rows:
+        print(f"error: {pred_dir}: no prediction could be evaluated", file=sys.stderr)
+        return None
+    return result, rows, 1 if errors else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Pooled mIoU and Dice of proposal maps against GT masks")
     p.add_argument("pred_dir")
@@ -73,22 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--csv", help="write the per-image table here")
     p.add_argument("--pred_suffix", default="", help="strip this from prediction names before matching")
     args = p.parse_args(argv)
-    try:
-        pooled, rows, errors = evaluate_folder(args.pred_dir, args.gt_dir, args.pred_suffix)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
+    outcome = run_reporting_errors(evaluate_folder, args.pred_dir, args.gt_dir, args.pred_suffix)
+    if outcome is None:
         return 2
-    for line in errors:
-        print(f"error: {line}", file=sys.stderr)
-    if not rows:
-        print(f"error: {args.pred_dir}: no prediction could be evaluated", file=sys.stderr)
-        return 2
+    pooled, rows, rc = outcome
     if args.csv:
         write_csv(args.csv, [*rows, {"image": "POOLED", **_fmt(pooled)}], FIELDS)
     m = _fmt(pooled)
     print(f"images: {len(rows)}  mIoU: {m['mIoU']}  IoU_bg: {m['IoU_background']}  "
           f"IoU_gland: {m['IoU_gland']}  Dice: {m['Dice']}" + (f"  (per-image: {args.csv})" if args.csv else ""))
-    return 1 if errors else 0
+    return rc
 
 
 if __name__ == "__main__":

@@ -19,9 +19,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_proposals import iter_pairs
+from eval_proposals import iter_pairs, run_reporting_errors
 
-from SPM.io import InputError, write_csv
+from SPM.io import write_csv
 from SPM.metrics import PooledCounts, label_objects, object_dice_hausdorff, object_f1_counts
 
 FIELDS = ("image", "mIoU", "Dice", "obj_TP", "obj_FP", "obj_FN", "obj_F1", "obj_Dice", "obj_Hausdorff")
@@ -64,22 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--csv", help="write the per-image table here")
     p.add_argument("--no-hausdorff", dest="hausdorff", action="store_false", help="skip the (slower) Hausdorff")
     args = p.parse_args(argv)
-    try:
-        summary, rows, errors = evaluate(args.pred_dir, args.gt_dir, args.hausdorff)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
+    outcome = run_reporting_errors(evaluate, args.pred_dir, args.gt_dir, args.hausdorff)
+    if outcome is None:
         return 2
-    for line in errors:
-        print(f"error: {line}", file=sys.stderr)
-    if not rows:
-        print(f"error: {args.pred_dir}: no prediction could be evaluated", file=sys.stderr)
-        return 2
+    summary, rows, rc = outcome
     if args.csv:
         write_csv(args.csv, rows, FIELDS)
     print(f"images: {summary['images']}  mIoU: {summary['mIoU']:.4f}  Dice: {summary['Dice']:.4f}  "
           f"obj_F1: {summary['obj_F1']:.4f}  obj_Dice: {summary['obj_Dice']:.4f}  "
           f"obj_Hausdorff: {summary['obj_Hausdorff']:.2f}")
-    return 1 if errors else 0
+    return rc
 
 
 if __name__ == "__main__":

@@ -19,6 +19,18 @@ test_pipeline = [
     dict(type="LoadBinaryAnnotations"),
     dict(type="PackSegInputs"),
 ]
+tta_pipeline = [
+    dict(type="LoadImageFromFile"),
+    dict(
+        type="TestTimeAug",
+        transforms=[
+            [dict(type="RandomFlip", prob=0.0, direction="horizontal"),
+             dict(type="RandomFlip", prob=1.0, direction="horizontal")],
+            [dict(type="LoadBinaryAnnotations")],
+            [dict(type="PackSegInputs")],
+        ],
+    ),
+]
 train_dataloader = dict(
     batch_size=8,
     num_workers=4,
