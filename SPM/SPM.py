@@ -165,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             n_failed += 1
             save_rows()
             continue
-        for w in mined.warnings:
-            tqdm.write(f"warning: {path}: {w}", file=sys.stderr)
+        for warning in mined.warnings:
+            tqdm.write(f"warning: {path}: {warning}", file=sys.stderr)
         h, w = prop.proposal_map.shape
         rows.append({
             "image": name, "status": "ok", "height": h, "width": w,
