@@ -32,7 +32,8 @@ model = dict(
         norm_cfg=norm_cfg,
         align_corners=False,
         embed_dim=128,
-        loss_decode=dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0),
+        # mean over non-ignored pixels (255 = crop padding), as CE(prediction, R) is defined
+        loss_decode=dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0, avg_non_ignore=True),
         # MSG for Variation: lambda_V * L_V, margin m
         variation=dict(type="MSGVariationLoss", margin=0.5, loss_weight=1.0),
         # MSG for Omission: refined proposal R replaces P from start_iter on
@@ -49,7 +50,7 @@ model = dict(
         num_classes=2,
         norm_cfg=norm_cfg,
         align_corners=False,
-        loss_decode=dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=0.4),
+        loss_decode=dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=0.4, avg_non_ignore=True),
     ),
     train_cfg=dict(),
     test_cfg=dict(mode="slide", crop_size=(320, 320), stride=(256, 256)),
