@@ -124,6 +124,22 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     return np.asarray(arr)
 
 
+def read_mask_for(mask_path: str | os.PathLike, image_shape: tuple[int, ...], missing: str) -> np.ndarray:
+    """Read the mask/map belonging to an image of ``image_shape`` (H, W, ...) and check its size.
+
+    Raises:
+        InputError: ``missing`` when the file does not exist; a size mismatch names both sizes.
+    """
+    mask_path = Path(mask_path)
+    if not mask_path.is_file():
+        raise InputError(mask_path, missing)
+    mask = read_mask(mask_path)
+    if mask.shape != tuple(image_shape[:2]):
+        raise InputError(mask_path, f"size {mask.shape[1]}x{mask.shape[0]} differs from its image "
+                                    f"{image_shape[1]}x{image_shape[0]}")
+    return mask
+
+
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -152,7 +152,7 @@ def test_prepare_glas_from_official_flat_layout(tmp_path, rng, capsys):
     (src / "Grade.csv").write_text("name,grade\n")
     rc = prepare_glas.main([str(src), str(tmp_path / "glas")])
     err = capsys.readouterr().err
-    assert rc == 1 and "train_2.bmp: no annotation" in err and "testA_2_anno.bmp: size" in err
+    assert rc == 1 and "train_2_anno.bmp: no annotation for train_2.bmp" in err and "testA_2_anno.bmp: size" in err
     mask = read_mask(tmp_path / "glas" / "train" / "masks" / "train_1.png")
     assert set(np.unique(mask)) == {0, 255} and (mask > 0).sum() == 128
     img = cv2.imread(str(tmp_path / "glas" / "testA" / "images" / "testA_1.png"))

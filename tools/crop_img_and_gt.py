@@ -19,7 +19,7 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from SPM.io import InputError, is_image_file, list_files, read_bgr, read_mask, write_png
+from SPM.io import InputError, is_image_file, list_files, read_bgr, read_mask_for, write_png
 
 PROPOSAL_PAD = 255
 
@@ -81,12 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in files:
         try:
             image, _ = read_bgr(path)
-            prop_path = Path(args.proposal_dir) / f"{path.stem}.png"
-            if not prop_path.is_file():
-                raise InputError(prop_path, "no proposal map for this image")
-            proposal = read_mask(prop_path).astype(np.uint8)
-            if proposal.shape != image.shape[:2]:
-                raise InputError(prop_path, f"size {proposal.shape[::-1]} differs from image {image.shape[1::-1]}")
+            proposal = read_mask_for(Path(args.proposal_dir) / f"{path.stem}.png", image.shape,
+                                     "no proposal map for this image").astype(np.uint8)
         except InputError as err:
             errors.append(str(err))
             print(f"error: {err}", file=sys.stderr)

@@ -16,7 +16,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from SPM.io import InputError, find_ground_truth, is_image_file, list_files, read_mask, write_csv
+from SPM.io import InputError, find_ground_truth, is_image_file, list_files, read_mask, read_mask_for, write_csv
 from SPM.metrics import PooledCounts
 
 FIELDS = ("image", "mIoU", "IoU_background", "IoU_gland", "Dice", "pred_fraction", "gt_fraction")
@@ -39,10 +39,7 @@ def iter_pairs(pred_dir: str | Path, gt_dir: str | Path, errors: list[str], pred
             stem = stem[: -len(pred_suffix)]
         try:
             pred = read_mask(path) > 0
-            gt_path = find_ground_truth(gt_dir, stem)
-            gt = read_mask(gt_path)
-            if pred.shape != gt.shape:
-                raise InputError(path, f"size {pred.shape[::-1]} differs from mask {gt_path} {gt.shape[::-1]}")
+            gt = read_mask_for(find_ground_truth(gt_dir, stem), pred.shape, "no such file")
         except InputError as err:
             errors.append(str(err))
             continue

@@ -21,7 +21,7 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from SPM.io import InputError, is_image_file, list_files, read_bgr, read_mask, write_csv, write_png
+from SPM.io import InputError, is_image_file, list_files, read_bgr, read_mask_for, write_csv, write_png
 
 OFFICIAL_COUNTS = {"train": 85, "testA": 60, "testB": 20}
 NAME = re.compile(r"^(train|testA|testB)_(\d+)$")
@@ -48,11 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         anno = path.with_name(f"{path.stem}_anno{path.suffix}")
         try:
             image, _ = read_bgr(path)
-            if not anno.is_file():
-                raise InputError(path, f"no annotation {anno.name}")
-            mask = read_mask(anno)
-            if mask.shape != image.shape[:2]:
-                raise InputError(anno, f"size {mask.shape[::-1]} differs from image {image.shape[1::-1]}")
+            mask = read_mask_for(anno, image.shape, f"no annotation for {path.name}")
         except InputError as err:
             errors.append(str(err))
             print(f"error: {err}", file=sys.stderr)

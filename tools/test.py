@@ -17,7 +17,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import MSG  # noqa: F401
-from MSG.compat.launch import finish_launch, prepare_launch
+from MSG.compat.launch import launched
 from MSG.compat.safe_globals import allow_mmengine_checkpoints
 
 
@@ -57,12 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     allow_mmengine_checkpoints()
-    cpu_dist = prepare_launch(cfg, args.launcher)
-    try:
+    with launched(cfg, args.launcher):
         Runner.from_cfg(cfg).test()
-    finally:
-        if cpu_dist:
-            finish_launch()
     return 0
 
 

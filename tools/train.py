@@ -17,7 +17,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import MSG  # noqa: F401  (registers MSG and the mmcv.ops stand-in before mmseg loads)
-from MSG.compat.launch import finish_launch, prepare_launch
+from MSG.compat.launch import launched
 from MSG.compat.safe_globals import allow_mmengine_checkpoints
 
 
@@ -57,13 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = build_cfg(args)
     allow_mmengine_checkpoints()
-    cpu_dist = prepare_launch(cfg, args.launcher)
-    try:
-        runner = Runner.from_cfg(cfg)
-        runner.train()
-    finally:
-        if cpu_dist:
-            finish_launch()
+    with launched(cfg, args.launcher):
+        Runner.from_cfg(cfg).train()
     return 0
 
 

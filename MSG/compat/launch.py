@@ -9,6 +9,8 @@ SyncBN). Call :func:`finish_launch` at exit.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -47,3 +49,14 @@ def prepare_launch(cfg: Any, launcher: str) -> bool:
 def finish_launch() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextmanager
+def launched(cfg: Any, launcher: str) -> Iterator[None]:
+    """``with launched(cfg, args.launcher): Runner.from_cfg(cfg).train()`` -- prepare, then clean up."""
+    cpu_dist = prepare_launch(cfg, launcher)
+    try:
+        yield
+    finally:
+        if cpu_dist:
+            finish_launch()
