@@ -29,7 +29,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from MSG.losses.msg_omission import binary_target
-from MSG.losses.msg_variation import BACKGROUND, BORDER, INTERIOR, border_anchor, masked_mean
+from MSG.losses.msg_variation import border_anchor, masked_mean
+from SPM import BACKGROUND, BORDER, INTERIOR
 
 
 @MODELS.register_module()

@@ -27,7 +27,8 @@ from mmseg.registry import MODELS
 from torch import nn
 from torch.nn import functional as F
 
-from MSG.losses.msg_variation import BACKGROUND, BORDER, INTERIOR, border_anchor
+from MSG.losses.msg_variation import border_anchor
+from SPM import BACKGROUND, BORDER, INTERIOR
 
 IGNORE = 255
 

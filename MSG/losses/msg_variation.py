@@ -21,7 +21,7 @@ from mmseg.registry import MODELS
 from torch import nn
 from torch.nn import functional as F
 
-BACKGROUND, BORDER, INTERIOR = 0, 1, 2
+from SPM import BACKGROUND, BORDER, INTERIOR  # the proposal map encoding, defined once
 
 
 def border_anchor(embeddings: torch.Tensor, proposal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
