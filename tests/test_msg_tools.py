@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import ablation
 import convert_checkpoint
 import crop_img_and_gt as crop
 import evaluate
@@ -14,6 +15,8 @@ from mmengine.config import Config
 
 from SPM.io import read_mask, write_png
 from SPM.metrics import label_objects, object_dice_hausdorff, object_f1_counts
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_tile_offsets_cover_glas_sizes():
@@ -158,3 +161,18 @@ def test_prepare_glas_from_official_flat_layout(tmp_path, rng, capsys):
     img = cv2.imread(str(tmp_path / "glas" / "testA" / "images" / "testA_1.png"))
     np.testing.assert_array_equal(img, cv2.imread(str(src / "testA_1.bmp")))
     assert (tmp_path / "glas" / "Grade.csv").is_file() and (tmp_path / "glas" / "manifest.csv").is_file()
+
+
+def test_ablation_schedule_overrides_scale_omission_start():
+    base = ROOT / "configs" / "pspnet_mssg" / "pspnet_wres38w025-d8_2k_histo_cpu.py"
+    assert ablation.variant_config(base, "ce").name == "pspnet_wres38w025-d8_2k_histo_cpu_ce.py"
+    assert ablation.variant_config(base, "msg") == base
+    n, options = ablation.schedule_overrides(base, 500, None)
+    assert n == 500
+    assert "param_scheduler.0.end=500" in options and "train_cfg.max_iters=500" in options
+    assert "model.decode_head.omission.start_iter=50" in options  # 200 of 2000 -> 50 of 500
+    assert ablation.schedule_overrides(base, 500, 123)[1][-1] == "model.decode_head.omission.start_iter=123"
+    n, options = ablation.schedule_overrides(ablation.variant_config(base, "variation"), None, None)
+    assert n == 2000 and not any("omission" in o for o in options)  # no Omission in this variant
+    with pytest.raises(ValueError, match="unknown variant"):
+        ablation.variant_config(base, "dice")

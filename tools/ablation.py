@@ -1,0 +1,139 @@
+"""MSG ablation: CE on the proposals vs +Variation vs +Omission vs both, trained and evaluated alike.
+
+    python tools/ablation.py [--config configs/pspnet_mssg/pspnet_wres38w025-d8_2k_histo_cpu.py]
+                             [--iters N] [--variants ce variation omission msg]
+                             [--images glas/testA/images --masks glas/testA/masks]
+                             [--work-root work_dirs/ablation] [--tta]
+
+For each variant (config ``CONFIG`` with the suffix ``_ce`` / ``_variation`` / ``_omission`` / none)
+it runs ``tools/train.py`` (``--resume``, so an interrupted ablation continues where it stopped),
+``tools/predict.py`` on the evaluation images and ``tools/evaluate.py``'s metrics, then prints one
+table (pooled mIoU / Dice, GlaS object F1 / Dice / Hausdorff, seconds per iteration) and writes it
+to ``WORK_ROOT/ablation.csv``. ``--iters`` shortens or lengthens every variant's schedule in the
+same way: the poly schedule ends at N, MSG for Omission starts at the same fraction of the schedule
+as in the config (``--omission-start`` to set it), one checkpoint at the end, no in-training
+validation (the evaluation is the prediction step).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "tools"))
+
+from evaluate import FIELDS as PER_IMAGE_FIELDS  # noqa: E402
+from evaluate import evaluate  # noqa: E402
+
+from SPM.io import write_csv  # noqa: E402
+
+VARIANTS = {"ce": "_ce", "variation": "_variation", "omission": "_omission", "msg": ""}
+FIELDS = ("variant", "config", "iters", "s_per_iter", "images", "mIoU", "Dice", "obj_F1", "obj_Dice", "obj_Hausdorff")
+
+
+def variant_config(base_config: Path, variant: str) -> Path:
+    """The config of ``variant`` next to ``base_config`` (the full-MSSG config)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    return base_config.with_name(base_config.stem + VARIANTS[variant] + base_config.suffix)
+
+
+def schedule_overrides(config: Path, iters: int | None, omission_start: int | None) -> tuple[int, list[str]]:
+    """``(max_iters, --cfg-options list)`` that rescale ``config``'s schedule to ``iters``.
+
+    Omission's start keeps its fraction of the schedule unless ``omission_start`` is given; it is
+    only set when the variant has MSG for Omission.
+    """
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(config))
+    old_iters = int(cfg.train_cfg.max_iters)
+    n = old_iters if iters is None else int(iters)
+    if n < 1:
+        raise ValueError(f"--iters must be >= 1, got {n}")
+    options = [
+        f"train_cfg.max_iters={n}",
+        # No in-training validation: the evaluation is the prediction step afterwards.
+        "val_cfg=None", "val_dataloader=None", "val_evaluator=None",
+        f"param_scheduler.0.end={n}",
+        f"default_hooks.checkpoint.interval={n}",
+    ]
+    omission = cfg.model.decode_head.get("omission")
+    if omission is not None:
+        start = omission_start if omission_start is not None else round(omission.start_iter * n / old_iters)
+        options.append(f"model.decode_head.omission.start_iter={start}")
+    return n, options
+
+
+def seconds_per_iter(work_dir: Path) -> float:
+    """Mean logged ``time`` (s/iteration) over all runs in ``work_dir`` (resumed runs included)."""
+    times = []
+    for scalars in sorted(work_dir.glob("*/vis_data/scalars.json")):
+        for line in scalars.read_text().splitlines():
+            entry = json.loads(line)
+            if "time" in entry and "loss" in entry:
+                times.append(entry["time"])
+    return sum(times) / len(times) if times else float("nan")
+
+
+def run(cmd: list[str]) -> None:
+    print("+ " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", type=Path, default=ROOT / "configs/pspnet_mssg/pspnet_wres38w025-d8_2k_histo_cpu.py")
+    p.add_argument("--iters", type=int, help="iterations per variant (default: the config's)")
+    p.add_argument("--omission-start", type=int, help="iteration at which Omission starts (default: scaled)")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--images", type=Path, default=ROOT / "glas/testA/images")
+    p.add_argument("--masks", type=Path, default=ROOT / "glas/testA/masks")
+    p.add_argument("--work-root", type=Path, default=ROOT / "work_dirs/ablation")
+    p.add_argument("--tta", action="store_true", help="flip test-time augmentation in prediction")
+    p.add_argument("--cfg-options", nargs="+", default=[], help="extra overrides for every variant")
+    args = p.parse_args(argv)
+    for folder in (args.images, args.masks):
+        if not folder.is_dir():
+            print(f"error: {folder}: folder not found (see glas/README.md)", file=sys.stderr)
+            return 2
+    rows = []
+    for variant in args.variants:
+        config = variant_config(args.config, variant)
+        if not config.is_file():
+            print(f"error: {config}: config file not found", file=sys.stderr)
+            return 2
+        n, options = schedule_overrides(config, args.iters, args.omission_start)
+        work_dir = args.work_root / variant
+        checkpoint = work_dir / f"iter_{n}.pth"
+        start = time.perf_counter()
+        if not checkpoint.is_file():
+            run([sys.executable, "tools/train.py", str(config), "--work-dir", str(work_dir), "--resume",
+                 "--cfg-options", *options, *args.cfg_options])
+        pred = work_dir / ("pred_tta" if args.tta else "pred")
+        run([sys.executable, "tools/predict.py", str(config), str(checkpoint), str(args.images), "--out", str(pred),
+             *(["--tta"] if args.tta else [])])
+        summary, per_image, errors = evaluate(pred / "masks", args.masks)
+        for line in errors:
+            print(f"error: {line}", file=sys.stderr)
+        write_csv(work_dir / "per_image.csv", per_image, PER_IMAGE_FIELDS)
+        rows.append({"variant": variant, "config": config.name, "iters": n,
+                     "s_per_iter": f"{seconds_per_iter(work_dir):.3f}", "images": summary["images"],
+                     **{k: f"{summary[k]:.4f}" for k in FIELDS[5:]}})
+        print(f"[{variant}] done in {time.perf_counter() - start:.0f} s: {rows[-1]}", flush=True)
+        write_csv(args.work_root / "ablation.csv", rows, FIELDS)
+    print("\n| " + " | ".join(FIELDS) + " |\n|" + "---|" * len(FIELDS))
+    for row in rows:
+        print("| " + " | ".join(str(row[k]) for k in FIELDS) + " |")
+    print(f"\ntable written to {args.work_root / 'ablation.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
