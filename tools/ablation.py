@@ -34,7 +34,8 @@ from evaluate import evaluate  # noqa: E402
 from SPM.io import write_csv  # noqa: E402
 
 VARIANTS = {"ce": "_ce", "variation": "_variation", "omission": "_omission", "msg": ""}
-FIELDS = ("variant", "config", "iters", "s_per_iter", "images", "mIoU", "Dice", "obj_F1", "obj_Dice", "obj_Hausdorff")
+METRICS = ("mIoU", "Dice", "obj_F1", "obj_Dice", "obj_Hausdorff")
+FIELDS = ("variant", "config", "iters", "s_per_iter", "images", *METRICS)
 
 
 def variant_config(base_config: Path, variant: str) -> Path:
@@ -103,12 +104,14 @@ def main(argv: list[str] | None = None) -> int:
         if not folder.is_dir():
             print(f"error: {folder}: folder not found (see glas/README.md)", file=sys.stderr)
             return 2
-    rows = []
-    for variant in args.variants:
-        config = variant_config(args.config, variant)
+    # Every config is checked before the first (long) training starts.
+    configs = {variant: variant_config(args.config, variant) for variant in args.variants}
+    for config in configs.values():
         if not config.is_file():
             print(f"error: {config}: config file not found", file=sys.stderr)
             return 2
+    rows = []
+    for variant, config in configs.items():
         n, options = schedule_overrides(config, args.iters, args.omission_start)
         work_dir = args.work_root / variant
         checkpoint = work_dir / f"iter_{n}.pth"
@@ -125,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         write_csv(work_dir / "per_image.csv", per_image, PER_IMAGE_FIELDS)
         rows.append({"variant": variant, "config": config.name, "iters": n,
                      "s_per_iter": f"{seconds_per_iter(work_dir):.3f}", "images": summary["images"],
-                     **{k: f"{summary[k]:.4f}" for k in FIELDS[5:]}})
+                     **{k: f"{summary[k]:.4f}" for k in METRICS}})
         print(f"[{variant}] done in {time.perf_counter() - start:.0f} s: {rows[-1]}", flush=True)
         write_csv(args.work_root / "ablation.csv", rows, FIELDS)
     print("\n| " + " | ".join(FIELDS) + " |\n|" + "---|" * len(FIELDS))
