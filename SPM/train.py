@@ -9,10 +9,10 @@ Two paths compute the same method:
 
 * **exact** (``--exact``): fp32, eager, ``F.cross_entropy``; the reference.
 * **fast** (default): bf16 autocast where the hardware runs it natively (CUDA, or CPUs with
-  AVX512-BF16/AMX), channels-last memory, and forward + loss ``torch.compile``-d (its
-  backward is compiled with it) where a compiler is available; falls back to eager otherwise.
-  The loss itself is computed in fp32 on both paths. (A ``logsumexp - max`` form of the CE
-  was tried: slower once compiled, and NaN under inductor + bf16.)
+  AVX512-BF16/AMX), channels-last memory, the loss as :class:`FusedSPMLoss` (its analytic
+  gradient is computed in the same pass as its value), and forward + loss ``torch.compile``-d
+  (its backward is compiled with it) where a compiler is available; falls back to eager otherwise.
+  The loss itself is computed in fp32 on both paths.
 """
 from __future__ import annotations
 
@@ -54,6 +54,48 @@ def argmax_ce(y: torch.Tensor) -> torch.Tensor:
 def spm_loss(y: torch.Tensor, cfg: SPMTrainConfig) -> torch.Tensor:
     """The per-step SPM objective on ``(1, C, H, W)`` CSNet output (see module docstring)."""
     return cfg.stepsize_ce * argmax_ce(y) + cfg.stepsize_ss * continuity_loss(y)
+
+
+class FusedSPMLoss(torch.autograd.Function):
+    """:func:`spm_loss` with its gradient written out, so that value and gradient come from one
+    pass over ``y`` (the loss is memory-bound: autograd's version reads the 128-channel output
+    several more times in the backward; fused, the compiled step is ~10% faster on CPU).
+
+    With ``t = argmax_c y`` (first maximum, as ``argmax``), ``y_t = max_c y``, so
+    ``CE(y, t) = mean_pixels log sum_c exp(y_c - max_c y)`` and its gradient is
+    ``(softmax(y) - onehot(t)) / pixels``. For the continuity term ``mean|d|`` over the
+    differences ``d`` of neighbours, the gradient is ``sign(d) / d.numel()`` scattered with
+    ``+`` to the later and ``-`` to the earlier pixel of each pair (``sign(0) = 0``, as the
+    gradient of ``abs``). Equal to autograd on :func:`spm_loss` (a test checks it).
+
+    Use as ``FusedSPMLoss.apply(y, stepsize_ce, stepsize_ss)`` on ``(B, C, H, W)`` ``y``.
+    """
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor, stepsize_ce: float, stepsize_ss: float) -> torch.Tensor:
+        yf = y.float()
+        pixels = y.shape[0] * y.shape[2] * y.shape[3]
+        shifted = yf - yf.amax(1, keepdim=True)
+        exp = shifted.exp()
+        sum_exp = exp.sum(1, keepdim=True)
+        ce = sum_exp.log().mean()
+        channel = torch.arange(y.shape[1], device=y.device).view(1, -1, 1, 1)
+        onehot = (channel == yf.argmax(1, keepdim=True)).float()
+        grad = (exp / sum_exp - onehot) * (stepsize_ce / pixels)
+
+        d_vertical = yf[:, :, 1:, :] - yf[:, :, :-1, :]
+        d_horizontal = yf[:, :, :, 1:] - yf[:, :, :, :-1]
+        s_vertical = d_vertical.sign() * (stepsize_ss / d_vertical.numel())
+        s_horizontal = d_horizontal.sign() * (stepsize_ss / d_horizontal.numel())
+        grad = (grad + F.pad(s_vertical, (0, 0, 1, 0)) - F.pad(s_vertical, (0, 0, 0, 1))
+                + F.pad(s_horizontal, (1, 0)) - F.pad(s_horizontal, (0, 1)))
+        ctx.save_for_backward(grad.to(y.dtype))
+        return stepsize_ce * ce + stepsize_ss * (d_vertical.abs().mean() + d_horizontal.abs().mean())
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (grad,) = ctx.saved_tensors
+        return grad * grad_output, None, None
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -98,7 +140,9 @@ class CSNetTrainer:
     def _forward_loss(self, model: CSNet, x: torch.Tensor) -> torch.Tensor:
         with self._autocast():
             y = model(x)
-        return spm_loss(y, self.cfg)
+        if self.exact:
+            return spm_loss(y, self.cfg)
+        return FusedSPMLoss.apply(y, self.cfg.stepsize_ce, self.cfg.stepsize_ss)
 
     def _get_forward_loss(self) -> Callable:
         # Only forward + loss are compiled (their backward comes with them through AOTAutograd);

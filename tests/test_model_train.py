@@ -5,7 +5,7 @@ import torch
 from torch.nn import functional as F
 
 from SPM.model import CSNet
-from SPM.train import CSNetTrainer, SPMTrainConfig, argmax_ce, continuity_loss, spm_loss
+from SPM.train import CSNetTrainer, FusedSPMLoss, SPMTrainConfig, argmax_ce, continuity_loss, spm_loss
 
 
 def test_csnet_shapes_and_layers():
@@ -55,6 +55,28 @@ def test_argmax_ce_and_total_loss():
     ref = y.detach().clone().requires_grad_(True)
     F.cross_entropy(ref, torch.tensor([[[0, 1], [0, 1]]])).backward()
     assert torch.allclose(y.grad, ref.grad)
+
+
+def test_fused_loss_value_and_gradient_equal_autograd():
+    g = torch.Generator().manual_seed(0)
+    # integer-valued logits: argmax ties and zero neighbour differences both occur
+    y = torch.randint(-2, 3, (2, 5, 7, 6), generator=g).double()
+    assert (y.diff(dim=2) == 0).any() and (y.diff(dim=3) == 0).any()
+    assert ((y == y.amax(1, keepdim=True)).sum(1) > 1).any()
+    cfg = SPMTrainConfig(stepsize_ce=1.5, stepsize_ss=5.0)
+    ref = y.clone().requires_grad_(True)
+    spm_loss(ref, cfg).backward()
+    fused_in = y.clone().requires_grad_(True)
+    fused = FusedSPMLoss.apply(fused_in, cfg.stepsize_ce, cfg.stepsize_ss)
+    (2 * fused).backward()  # the incoming gradient is applied
+    assert torch.allclose(fused, spm_loss(y, cfg))
+    assert torch.allclose(fused_in.grad, 2 * ref.grad)
+    # bf16 input: fp32 loss, gradient in the input's dtype
+    y16 = torch.randn(1, 8, 9, 10, generator=g).bfloat16().requires_grad_(True)
+    value = FusedSPMLoss.apply(y16, 1.0, 5.0)
+    value.backward()
+    assert value.dtype == torch.float32 and y16.grad.dtype == torch.bfloat16
+    assert torch.isclose(value, spm_loss(y16.detach(), SPMTrainConfig()), rtol=1e-5)
 
 
 def _fit(exact: bool, seed: int, image: torch.Tensor) -> torch.Tensor:
