@@ -123,3 +123,8 @@ def test_ablation_trains_predicts_evaluates_and_resumes(patches, tmp_path, capfd
     assert ablation.main(argv) == 0
     assert "tools/train.py" not in capfd.readouterr().out
     assert list(csv.DictReader((work / "ablation.csv").open())) == rows
+    # --no-hausdorff skips only the Hausdorff
+    assert ablation.main([*argv, "--no-hausdorff"]) == 0
+    fast_rows = list(csv.DictReader((work / "ablation.csv").open()))
+    assert all(r["obj_Hausdorff"] == "nan" for r in fast_rows)
+    assert [{**r, "obj_Hausdorff": ""} for r in fast_rows] == [{**r, "obj_Hausdorff": ""} for r in rows]

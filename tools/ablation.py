@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--masks", type=Path, default=ROOT / "glas/testA/masks")
     p.add_argument("--work-root", type=Path, default=ROOT / "work_dirs/ablation")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation in prediction")
+    p.add_argument("--no-hausdorff", dest="hausdorff", action="store_false",
+                   help="skip the object Hausdorff (slow on fragmented predictions; reported as nan)")
     p.add_argument("--cfg-options", nargs="+", default=[], help="extra overrides for every variant")
     args = p.parse_args(argv)
     for folder in (args.images, args.masks):
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         pred = work_dir / ("pred_tta" if args.tta else "pred")
         run([sys.executable, "tools/predict.py", str(config), str(checkpoint), str(args.images), "--out", str(pred),
              *(["--tta"] if args.tta else [])])
-        summary, per_image, errors = evaluate(pred / "masks", args.masks)
+        summary, per_image, errors = evaluate(pred / "masks", args.masks, args.hausdorff)
         for line in errors:
             print(f"error: {line}", file=sys.stderr)
         write_csv(work_dir / "per_image.csv", per_image, PER_IMAGE_FIELDS)
