@@ -3,7 +3,7 @@
     python tools/ablation.py [--config configs/pspnet_mssg/pspnet_wres38w025-d8_2k_histo_cpu.py]
                              [--iters N] [--variants ce variation omission msg]
                              [--images glas/testA/images --masks glas/testA/masks]
-                             [--work-root work_dirs/ablation] [--tta]
+                             [--work-root work_dirs/ablation] [--tta] [--no-hausdorff]
 
 For each variant (config ``CONFIG`` with the suffix ``_ce`` / ``_variation`` / ``_omission`` / none)
 it runs ``tools/train.py`` (``--resume``, so an interrupted ablation continues where it stopped),
