@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from evaluation.pixel import PooledCounts, pooled_metrics
 from SPM.io import write_png
-from SPM.metrics import PooledCounts, pooled_metrics
 
 
 def test_pooled_metrics_by_hand():

@@ -67,7 +67,8 @@ def test_train_resume_test_predict_evaluate(patches, tmp_path, capsys):
     assert "mIoU" in log  # validation at the end of training on the GT masks
 
     test = subprocess.run([sys.executable, str(ROOT / "tools" / "test.py"), str(TINY), str(work / "iter_4.pth"),
-                           "--work-dir", str(tmp_path / "test"), "--tta", "--cfg-options",
+                           "--work-dir", str(tmp_path / "test"), "--tta", "--out", str(tmp_path / "test_out"),
+                           "--cfg-options",
                            f"test_dataloader.dataset.data_root={patches / 'glas'}"],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert test.returncode == 0, test.stderr[-3000:]
@@ -78,6 +79,8 @@ def test_train_resume_test_predict_evaluate(patches, tmp_path, capsys):
                          "--tta", "--device", "cpu"]) == 0
     mask = read_mask(out / "masks" / "syn_0.png")
     assert mask.shape == (96, 128) and set(np.unique(mask)) <= {0, 255}
+    # predict.py --tta and tools/test.py --tta run the same tta_pipeline through SegTTAModel
+    np.testing.assert_array_equal(mask > 0, read_mask(tmp_path / "test_out" / "syn_0.png") > 0)
     assert (out / "overlays" / "syn_0.png").is_file()
     capsys.readouterr()
     assert evaluate.main([str(out / "masks"), str(patches / "glas" / "masks")]) == 0

@@ -1,7 +1,6 @@
-"""Crop/merge, evaluation metrics on hand-made masks, and checkpoint conversion."""
+"""Crop/merge, the evaluate CLI, checkpoint conversion, GlaS preparation and ablation overrides."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import ablation
@@ -14,7 +13,6 @@ import torch
 from mmengine.config import Config
 
 from SPM.io import read_mask, write_png
-from SPM.metrics import label_objects, object_dice_hausdorff, object_f1_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,51 +50,10 @@ def test_crop_cli_names_and_missing_proposal(tmp_path, rng, capsys):
     assert (read_mask(tmp_path / "out" / "proposals" / "a_44_144.png") == 2).all()
 
 
-# ---- object metrics on a hand-made case -------------------------------------------------------
-def _hand_case():
-    gt = np.zeros((20, 20), np.uint8)
-    gt[2:6, 2:6] = 255  # G1, 16 px
-    gt[10:18, 10:18] = 255  # G2, 64 px
-    pred = np.zeros((20, 20), np.uint8)
-    pred[2:6, 2:6] = 1  # S1 == G1
-    pred[10:14, 10:14] = 1  # S2 inside G2, IoU 0.25
-    pred[2:4, 15:17] = 1  # S3, false positive
-    return gt, pred
-
-
-def test_object_f1_dice_hausdorff_by_hand():
-    gt, pred = _hand_case()
-    g, s = label_objects(gt), label_objects(pred)
-    assert object_f1_counts(g, s) == (1, 2, 1)
-    dice, haus = object_dice_hausdorff(g, s)
-    gt_side = 0.2 * 1 + 0.8 * (2 * 16 / 80)
-    pred_side = (16 * 1 + 16 * 0.4 + 4 * 0) / 36
-    assert dice == pytest.approx(0.5 * (gt_side + pred_side))
-    h22 = math.hypot(4, 4)  # G2 corner (17,17) to S2 corner (13,13)
-    h3 = math.hypot(2, 13)  # S3 has no overlap: nearest object G1, farthest pair (5,2)-(3,15)
-    expected_h = 0.5 * (0.8 * h22 + (16 * h22 + 4 * h3) / 36)
-    assert haus == pytest.approx(expected_h)
-
-
-def test_instance_ids_are_objects():
-    gt = np.zeros((6, 6), np.uint16)
-    gt[:, :3] = 3
-    gt[:, 3:] = 7  # touching instances stay two objects
-    assert label_objects(gt).max() == 2
-    assert label_objects(gt > 0).max() == 1
-
-
-def test_empty_cases():
-    empty = np.zeros((5, 5), np.int32)
-    assert object_dice_hausdorff(empty, empty) == (1.0, 0.0)
-    one = empty.copy()
-    one[1:3, 1:3] = 1
-    assert object_dice_hausdorff(one, empty) == (0.0, pytest.approx(math.hypot(5, 5)))
-    assert object_f1_counts(one, empty) == (0, 0, 1)
-
-
 def test_evaluate_cli(tmp_path, capsys):
-    gt, pred = _hand_case()
+    from test_evaluation import hand_case
+
+    gt, pred = hand_case()
     write_png(tmp_path / "gt" / "x_anno.png", gt)  # the official *_anno naming
     write_png(tmp_path / "pred" / "x.png", pred * 255)
     assert evaluate.main([str(tmp_path / "pred"), str(tmp_path / "gt"), "--csv", str(tmp_path / "e.csv")]) == 0
@@ -157,7 +114,7 @@ def test_prepare_glas_from_official_flat_layout(tmp_path, rng, capsys):
     err = capsys.readouterr().err
     assert rc == 1 and "train_2_anno.bmp: no annotation for train_2.bmp" in err and "testA_2_anno.bmp: size" in err
     mask = read_mask(tmp_path / "glas" / "train" / "masks" / "train_1.png")
-    assert set(np.unique(mask)) == {0, 255} and (mask > 0).sum() == 128
+    assert set(np.unique(mask)) == {0, 1, 2} and (mask == 1).sum() == 64 and (mask == 2).sum() == 64  # ids kept
     img = cv2.imread(str(tmp_path / "glas" / "testA" / "images" / "testA_1.png"))
     np.testing.assert_array_equal(img, cv2.imread(str(src / "testA_1.bmp")))
     assert (tmp_path / "glas" / "Grade.csv").is_file() and (tmp_path / "glas" / "manifest.csv").is_file()

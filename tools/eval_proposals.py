@@ -3,7 +3,7 @@
     python tools/eval_proposals.py PROPOSAL_DIR GT_DIR [--csv per_image.csv] [--pred_suffix _gland_proposal]
 
 Gland = proposal value > 0 (border or interior); ground truth > 0 is gland (instance ids
-collapse). Prints the pooled metrics (see ``SPM/metrics.py``); ``--csv`` writes a per-image
+collapse). Prints the pooled metrics (see ``evaluation/pixel.py``); ``--csv`` writes a per-image
 table plus a final ``POOLED`` row. A missing or mismatched mask is reported on one line and
 the rest are still evaluated (exit code 1).
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from evaluation.pixel import PooledCounts
 from SPM.io import InputError, find_ground_truth, is_image_file, list_files, read_mask, read_mask_for, write_csv
-from SPM.metrics import PooledCounts
 
 FIELDS = ("image", "mIoU", "IoU_background", "IoU_gland", "Dice", "pred_fraction", "gt_fraction")
 

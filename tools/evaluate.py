@@ -2,10 +2,12 @@
 
     python tools/evaluate.py PRED_DIR GT_DIR [--csv per_image.csv] [--no-hausdorff]
 
-Prediction > 0 is gland; GT > 0 is gland, with its instance ids as objects when it has them,
-connected components (8-neighbourhood) otherwise. Prints pooled mIoU and Dice (the MSSG paper's
-protocol) and object F1 (IoU > 0.5 matching; TP/FP/FN summed over images), object Dice and object
-Hausdorff (per image, averaged); formulas in ``SPM/metrics.py``.
+Prediction > 0 is gland, its objects the 8-connected components. Ground truth > 0 is gland; its
+objects are its instance ids when it has them (the official ``*_anno.bmp``, or masks written by
+``tools/prepare_glas.py``), else connected components, with a one-line notice that touching
+glands then merge. Prints pooled mIoU and gland Dice (the MSSG paper's protocol) and the GlaS
+challenge's object F1 (50% rule), object Dice and object Hausdorff, all over the whole set
+(definitions in ``evaluation/glas_objects.py``).
 """
 from __future__ import annotations
 
@@ -13,48 +15,47 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from eval_proposals import iter_pairs, run_reporting_errors
 
+from evaluation.glas_objects import ObjectSums, is_instance_map, label_objects, object_sums
+from evaluation.pixel import PooledCounts
 from SPM.io import write_csv
-from SPM.metrics import PooledCounts, label_objects, object_dice_hausdorff, object_f1_counts
 
 FIELDS = ("image", "mIoU", "Dice", "obj_TP", "obj_FP", "obj_FN", "obj_F1", "obj_Dice", "obj_Hausdorff")
-
-
-def f1(tp: int, fp: int, fn: int) -> float:
-    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
+BINARY_GT_NOTICE = "binary ground truth: objects are its connected components, so touching glands merge"
 
 
 def evaluate(pred_dir: str | Path, gt_dir: str | Path, hausdorff: bool = True) -> tuple[dict, list[dict], list[str]]:
-    """Returns ``(summary metrics, per-image rows, error lines)``."""
+    """Returns ``(summary metrics, per-image rows, error lines)``; ``summary["notices"]`` lists notices."""
     pooled = PooledCounts()
+    objects = ObjectSums()
     rows, errors = [], []
-    totals = np.zeros(3, np.int64)
-    dices, hauss = [], []
+    binary_gt = False
     for stem, pred, gt_raw in iter_pairs(pred_dir, gt_dir, errors):
         gt = gt_raw > 0
         one = PooledCounts()
         one.update(pred, gt)
         pooled.update(pred, gt)
-        gt_objects, pred_objects = label_objects(gt_raw), label_objects(pred)
-        counts = object_f1_counts(gt_objects, pred_objects)
-        totals += counts
-        d, h = object_dice_hausdorff(gt_objects, pred_objects, hausdorff)
-        dices.append(d)
-        hauss.append(h)
+        binary_gt |= gt.any() and not is_instance_map(gt_raw)
+        sums = object_sums(label_objects(gt_raw), label_objects(pred), hausdorff)
+        objects += sums
         rows.append({"image": stem, "mIoU": f"{one.miou():.4f}", "Dice": f"{one.dice():.4f}",
-                     "obj_TP": counts[0], "obj_FP": counts[1], "obj_FN": counts[2],
-                     "obj_F1": f"{f1(*counts):.4f}", "obj_Dice": f"{d:.4f}", "obj_Hausdorff": f"{h:.2f}"})
-    summary = {"images": len(rows), "mIoU": pooled.miou(), "Dice": pooled.dice(),
-               "obj_F1": f1(*totals.tolist()), "obj_Dice": float(np.mean(dices)) if dices else float("nan"),
-               "obj_Hausdorff": float(np.mean(hauss)) if hauss else float("nan")}
+                     "obj_TP": sums.tp, "obj_FP": sums.fp, "obj_FN": sums.fn, "obj_F1": f"{sums.f1:.4f}",
+                     "obj_Dice": f"{sums.dice:.4f}", "obj_Hausdorff": f"{sums.hausdorff:.2f}"})
+    summary = {"images": len(rows), "mIoU": pooled.miou(), "Dice": pooled.dice(), "obj_F1": objects.f1,
+               "obj_Dice": objects.dice, "obj_Hausdorff": objects.hausdorff,
+               "notices": [f"{gt_dir}: {BINARY_GT_NOTICE}"] if binary_gt else []}
     return summary, rows, errors
+
+
+def summary_line(summary: dict) -> str:
+    return (f"images: {summary['images']}  mIoU: {summary['mIoU']:.4f}  Dice: {summary['Dice']:.4f}  "
+            f"obj_F1: {summary['obj_F1']:.4f}  obj_Dice: {summary['obj_Dice']:.4f}  "
+            f"obj_Hausdorff: {summary['obj_Hausdorff']:.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,9 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     summary, rows, rc = outcome
     if args.csv:
         write_csv(args.csv, rows, FIELDS)
-    print(f"images: {summary['images']}  mIoU: {summary['mIoU']:.4f}  Dice: {summary['Dice']:.4f}  "
-          f"obj_F1: {summary['obj_F1']:.4f}  obj_Dice: {summary['obj_Dice']:.4f}  "
-          f"obj_Hausdorff: {summary['obj_Hausdorff']:.2f}")
+    for notice in summary["notices"]:
+        print(f"note: {notice}", file=sys.stderr)
+    print(summary_line(summary))
     return rc
 
 

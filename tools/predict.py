@@ -1,11 +1,15 @@
 """Segment glands in any H&E images with a trained checkpoint (whole-image slide inference).
 
-    python tools/predict.py CONFIG CHECKPOINT INPUT [INPUT ...] --out DIR [--tta] [--device cpu|cuda]
+    python tools/predict.py CONFIG CHECKPOINT INPUT [INPUT ...] --out DIR [--tta] [--tta-ratios R ...]
+                            [--device cpu|cuda]
 
 INPUT is an image file or a folder of images. Writes ``DIR/masks/NAME.png`` (0/255 gland mask)
-and ``DIR/overlays/NAME.png`` (gland tinted green over the image). ``--tta`` averages the
-class probabilities of the image and its horizontal flip. Bad files are reported on one line each
-and skipped (exit 1); outputs are written atomically.
+and ``DIR/overlays/NAME.png`` (gland tinted green over the image). Without ``--tta`` each image
+goes through the config's ``test_pipeline`` once (1x); ``--tta`` sends it through the config's
+``tta_pipeline`` (the same ``TestTimeAug`` that ``tools/test.py --tta`` uses: every scale ratio,
+with and without horizontal flip, softmax averaged by ``SegTTAModel``); ``--tta-ratios`` replaces
+the config's ratios. Bad files are reported on one line each and skipped (exit 1); outputs are
+written atomically.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import MSG  # noqa: F401  (registers MSG and the mmcv.ops stand-in before mmseg loads)
 from MSG.compat.safe_globals import allow_mmengine_checkpoints
+from MSG.datasets.tta import positive_ratio, with_tta_ratios, without_loading
 from SPM.io import InputError, is_image_file, list_files, read_bgr, write_png
 from SPM.visualize import overlay_proposal
 
@@ -45,22 +50,31 @@ def load_model(config: str, checkpoint: str, device: str):
     return init_model(config, checkpoint, device=device)
 
 
-def predict_probabilities(model, image_bgr: np.ndarray, tta: bool = False) -> torch.Tensor:
-    """Class probabilities ``(num_classes, H, W)`` of one BGR uint8 image (model's test_cfg: slide/whole)."""
-    from mmseg.structures import SegDataSample
+class Segmenter:
+    """A loaded model plus the config's test (1x) or test-time-augmentation pipeline, for images in memory."""
 
-    def run(img: np.ndarray) -> torch.Tensor:
-        h, w = img.shape[:2]
-        sample = SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
-        data = dict(inputs=[torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))], data_samples=[sample])
+    def __init__(self, model, tta: bool = False, tta_ratios: list[float] | None = None) -> None:
+        from mmengine.dataset import Compose
+        from mmseg.registry import MODELS
+
+        cfg = model.cfg
+        if tta or tta_ratios:
+            pipeline = cfg.tta_pipeline if not tta_ratios else with_tta_ratios(cfg.tta_pipeline, tta_ratios)
+            self.runner = MODELS.build(dict(type="SegTTAModel", module=model))
+        else:
+            pipeline = cfg.test_pipeline
+            self.runner = model
+        self.pipeline = Compose(without_loading(pipeline))
+
+    def __call__(self, image_bgr: np.ndarray, name: str = "image") -> np.ndarray:
+        """Boolean gland mask ``(H, W)`` of one BGR uint8 image ``(H, W, 3)``."""
+        from mmengine.dataset import pseudo_collate
+
+        h, w = image_bgr.shape[:2]
+        data = self.pipeline(dict(img=image_bgr, img_path=name, img_shape=(h, w), ori_shape=(h, w)))
         with torch.no_grad():
-            result = model.test_step(data)[0]
-        return result.seg_logits.data.float().softmax(0).cpu()
-
-    probs = run(image_bgr)
-    if tta:
-        probs = 0.5 * (probs + run(image_bgr[:, ::-1]).flip(-1))
-    return probs
+            result = self.runner.test_step(pseudo_collate([data]))[0]
+        return (result.pred_sem_seg.data[0] == 1).cpu().numpy()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,12 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("checkpoint")
     p.add_argument("inputs", nargs="+", help="image files and/or folders")
     p.add_argument("--out", required=True)
-    p.add_argument("--tta", action="store_true", help="average with the horizontally flipped image")
+    p.add_argument("--tta", action="store_true", help="the config's tta_pipeline (scales x flip, softmax averaged)")
+    p.add_argument("--tta-ratios", type=positive_ratio, nargs="+",
+                   help="TTA with these scale ratios instead (implies --tta)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args(argv)
     try:
         files = collect_inputs(args.inputs)
         model = load_model(args.config, args.checkpoint, args.device)
+        segment = Segmenter(model, args.tta, args.tta_ratios)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -89,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for w in warnings:
             print(f"warning: {path}: {w}", file=sys.stderr)
-        gland = (predict_probabilities(model, image, args.tta).argmax(0) == 1).numpy()
+        gland = segment(image, str(path))
         write_png(out / "overlays" / f"{path.stem}.png", overlay_proposal(image, gland.astype(np.uint8) * 2))
         write_png(out / "masks" / f"{path.stem}.png", gland.astype(np.uint8) * 255)
     print(f"predicted {len(files) - failed} images ({failed} failed); masks in {out / 'masks'}")

@@ -4,7 +4,9 @@
 
 Reads the flat folder (``train_1.bmp`` + ``train_1_anno.bmp``, ``testA_*``, ``testB_*``,
 ``Grade.csv``) and writes ``glas/{train,testA,testB}/{images,masks}/NAME.png``: lossless PNG copies
-of the images, masks with instance ids collapsed to gland (0/255). Verifies that every image has
+of the images, masks with the official instance ids kept (0 background, 1..n glands; uint8 PNG, or
+16-bit when an image has more than 255 glands) so that the GlaS object metrics see touching glands
+as separate objects; every tool reads any value > 0 as gland. Verifies that every image has
 its annotation of the same size and reports the split counts against the official 85/60/20; a
 problem is reported on one line per file and the file skipped (exit 1).
 """
@@ -25,6 +27,13 @@ from SPM.io import InputError, is_image_file, list_files, read_bgr, read_mask_fo
 
 OFFICIAL_COUNTS = {"train": 85, "testA": 60, "testB": 20}
 NAME = re.compile(r"^(train|testA|testB)_(\d+)$")
+
+
+def instance_mask(anno: np.ndarray) -> np.ndarray:
+    """The annotation's instance ids renumbered 1..n in order of their values (0 stays background)."""
+    values, inverse = np.unique(anno, return_inverse=True)
+    ids = inverse.reshape(anno.shape) + (0 if values[0] == 0 else 1)
+    return ids.astype(np.uint8 if ids.max() < 256 else np.uint16)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             continue
         write_png(dst / split / "images" / f"{path.stem}.png", image)
-        write_png(dst / split / "masks" / f"{path.stem}.png", (mask > 0).astype(np.uint8) * 255)
+        write_png(dst / split / "masks" / f"{path.stem}.png", instance_mask(mask))
         counts[split] += 1
         rows.append({"split": split, "name": path.stem, "width": image.shape[1], "height": image.shape[0],
                      "instances": len(np.unique(mask[mask > 0])), "fg_frac": f"{(mask > 0).mean():.4f}"})

@@ -1,6 +1,10 @@
 """Test a checkpoint on the config's test set (mmseg 1.x conventions): pooled mIoU / mDice.
 
-    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR] [--tta] [--cfg-options k=v ...]
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR] [--tta] [--tta-ratios R ...]
+                         [--cfg-options k=v ...]
+
+Without ``--tta``: the config's ``test_pipeline`` (1x). ``--tta``: the config's ``tta_pipeline`` run
+through ``SegTTAModel`` (mmseg 1.x convention); ``--tta-ratios`` replaces its scale ratios.
     bash tools/dist_test.sh CONFIG CHECKPOINT GPUS
 """
 from __future__ import annotations
@@ -19,6 +23,7 @@ from mmengine.runner import Runner
 import MSG  # noqa: F401
 from MSG.compat.launch import launched
 from MSG.compat.safe_globals import allow_mmengine_checkpoints
+from MSG.datasets.tta import positive_ratio, with_tta_ratios
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -27,7 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("checkpoint")
     p.add_argument("--work-dir", help="where to save the metrics")
     p.add_argument("--out", help="save the predicted masks (0/1 PNG) here")
-    p.add_argument("--tta", action="store_true", help="flip test-time augmentation")
+    p.add_argument("--tta", action="store_true", help="the config's tta_pipeline (scales x flip, softmax averaged)")
+    p.add_argument("--tta-ratios", type=positive_ratio, nargs="+", help="TTA with these scale ratios (implies --tta)")
     p.add_argument("--cfg-options", nargs="+", action=DictAction)
     p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
     p.add_argument("--local_rank", "--local-rank", type=int, default=0)
@@ -52,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         cfg.test_evaluator["output_dir"] = args.out
         cfg.test_evaluator["keep_results"] = True
-    if args.tta:
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    if args.tta or args.tta_ratios:
+        pipeline = cfg.tta_pipeline if not args.tta_ratios else with_tta_ratios(cfg.tta_pipeline, args.tta_ratios)
+        cfg.test_dataloader.dataset.pipeline = pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     allow_mmengine_checkpoints()

@@ -26,13 +26,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("config", help="train config file path")
     p.add_argument("--work-dir", help="the dir to save logs and models")
     p.add_argument("--resume", action="store_true", help="resume from the latest checkpoint in the work dir")
-    p.add_argument("--amp", action="store_true", help="automatic mixed precision training")
+    p.add_argument("--amp", action="store_true",
+                   help="mixed precision: bf16 (BF16OptimWrapper) where the CPU/GPU runs it natively, "
+                        "else fp16 AmpOptimWrapper on CUDA")
     p.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config settings, key=value")
     p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
     p.add_argument("--local_rank", "--local-rank", type=int, default=0)
     args = p.parse_args(argv)
     os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
     return args
+
+
+def select_amp(cfg: Config) -> None:
+    """bf16 autocast where native (no loss scaling needed); fp16 with dynamic loss scaling on older GPUs."""
+    import torch
+
+    from SPM.train import bf16_supported
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    for key in ("loss_scale", "dtype"):
+        cfg.optim_wrapper.pop(key, None)
+    if bf16_supported(device) or device.type == "cpu":
+        cfg.optim_wrapper.type = "BF16OptimWrapper"  # on a CPU without bf16 it warns and trains in fp32
+    else:
+        cfg.optim_wrapper.type = "AmpOptimWrapper"
+        cfg.optim_wrapper.loss_scale = "dynamic"
 
 
 def build_cfg(args: argparse.Namespace) -> Config:
@@ -47,8 +65,7 @@ def build_cfg(args: argparse.Namespace) -> Config:
     elif cfg.get("work_dir") is None:
         cfg.work_dir = osp.join("./work_dirs", osp.splitext(osp.basename(args.config))[0])
     if args.amp:
-        cfg.optim_wrapper.type = "AmpOptimWrapper"
-        cfg.optim_wrapper.loss_scale = "dynamic"
+        select_amp(cfg)
     cfg.resume = args.resume
     return cfg
 

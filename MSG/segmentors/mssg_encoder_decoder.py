@@ -3,15 +3,24 @@
 Training: the decode head (``MSGPSPHead``) receives the 0/1/2 proposal maps and the current
 iteration (set by ``MSGIterHook`` from the runner, so it survives ``--resume``), returns its losses
 and the target it supervised with (``R`` or ``P > 0``); the auxiliary head is trained on that
-same target. Inference is plain EncoderDecoder: 2-class logits, whole or slide mode.
+same target. Inference is plain EncoderDecoder (2-class logits, whole or slide mode), with one
+option: ``test_cfg.precision = "bf16"`` runs the network under bf16 autocast where the device runs
+bf16 natively (CUDA since Ampere, CPUs with AVX512-BF16/AMX; elsewhere fp32). The logits are
+returned in fp32 either way, so resizing, flipping back and the softmax averaged over test-time
+augmentations are computed in fp32.
 """
 from __future__ import annotations
 
+import torch
 from mmseg.models.segmentors.encoder_decoder import EncoderDecoder
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import add_prefix
 from torch import Tensor
+
+from SPM.train import bf16_supported
+
+PRECISIONS = ("fp32", "bf16")
 
 
 @MODELS.register_module()
@@ -22,6 +31,9 @@ class MSSGEncoderDecoder(EncoderDecoder):
         super().__init__(*args, **kwargs)
         if not hasattr(self.decode_head, "loss_msg"):
             raise TypeError(f"MSSGEncoderDecoder needs an MSG decode head, got {type(self.decode_head).__name__}")
+        precision = (self.test_cfg or {}).get("precision", "fp32")
+        if precision not in PRECISIONS:
+            raise ValueError(f"test_cfg.precision must be one of {PRECISIONS}, got {precision!r}")
         self.current_iter = 0
 
     def loss(self, inputs: Tensor, data_samples: list[SegDataSample]) -> dict:
@@ -31,3 +43,10 @@ class MSSGEncoderDecoder(EncoderDecoder):
         if self.with_auxiliary_head:
             losses.update(self._auxiliary_head_forward_train(x, target_samples))
         return losses
+
+    def inference(self, inputs: Tensor, batch_img_metas: list[dict]) -> Tensor:
+        """``(B, num_classes, H, W)`` fp32 logits; the network runs in bf16 if ``test_cfg.precision`` says so."""
+        bf16 = self.test_cfg.get("precision", "fp32") == "bf16" and bf16_supported(inputs.device)
+        with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=bf16):
+            seg_logits = super().inference(inputs, batch_img_metas)
+        return seg_logits.float()

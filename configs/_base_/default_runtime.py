@@ -12,5 +12,7 @@ log_processor = dict(by_epoch=False)
 log_level = "INFO"
 load_from = None
 resume = False
+# One seed for every run, so that "same seed" means the same data order and initialisation.
+randomness = dict(seed=0)
 tta_model = dict(type="SegTTAModel")
 custom_hooks = [dict(type="MSGIterHook")]

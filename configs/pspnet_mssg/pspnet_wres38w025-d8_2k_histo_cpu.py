@@ -1,7 +1,7 @@
-# MSSG at CPU scale (2 cores, about an hour): the same PSPNet-WRes38 layout at a quarter of the
-# width (backbone outputs 1024 ch), trained from scratch (no pretrained weights are reachable here),
-# BN, 8 patches per step, 2k iterations; Omission starts at 10% of the schedule as in the faithful
-# config (1k of 10k). Used for the CPU ablation:
+# MSSG at CPU scale (2 cores, about half an hour in bf16): the same PSPNet-WRes38 layout at a quarter
+# of the width (backbone outputs 1024 ch), trained from scratch (no pretrained weights are reachable
+# here), BN, 8 patches per step, 2k iterations; Omission starts at 10% of the schedule as in the
+# faithful config (1k of 10k). Used for the CPU ablation:
 #   python tools/train.py configs/pspnet_mssg/pspnet_wres38w025-d8_2k_histo_cpu.py
 _base_ = ["./pspnet_wres38-d8_10k_histo.py"]
 norm_cfg = dict(type="BN", requires_grad=True)
@@ -11,7 +11,11 @@ model = dict(
     decode_head=dict(in_channels=1024, channels=128, embed_dim=64, norm_cfg=norm_cfg,
                      omission=dict(start_iter=200)),
     auxiliary_head=dict(in_channels=256, channels=64, norm_cfg=norm_cfg),
+    # bf16 inference where the CPU/GPU runs it natively (fp32 elsewhere); logits are fp32.
+    test_cfg=dict(precision="bf16"),
 )
+# bf16 mixed-precision training (MSG/engine/optim_wrapper.py): ~2x faster per step on an AMX CPU.
+optim_wrapper = dict(type="BF16OptimWrapper")
 train_dataloader = dict(batch_size=8, num_workers=2)
 val_dataloader = dict(num_workers=1)
 test_dataloader = val_dataloader
@@ -20,5 +24,5 @@ param_scheduler = [dict(type="PolyLR", eta_min=1e-4, power=0.9, begin=0, end=max
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(
     logger=dict(interval=20),
-    checkpoint=dict(interval=500, save_best=None, max_keep_ckpts=2),
+    checkpoint=dict(interval=500, max_keep_ckpts=2),
 )

@@ -19,11 +19,18 @@ test_pipeline = [
     dict(type="LoadBinaryAnnotations"),
     dict(type="PackSegInputs"),
 ]
+# The OEEM/MSSG test protocol: every image at the eight ratios of the training scale that
+# RandomResize above draws from (0.75x-3x), each also flipped horizontally; SegTTAModel averages the
+# 16 softmax maps at the original size. Applied to whole images (slide inference), which matches
+# OEEM's 256/192 patch path (see README, "Evaluation protocol"). Used by `tools/test.py --tta`,
+# `tools/predict.py --tta` and `tools/ablation.py --tta`; plain testing stays at 1x.
+img_ratios = [0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0]
 tta_pipeline = [
     dict(type="LoadImageFromFile"),
     dict(
         type="TestTimeAug",
         transforms=[
+            [dict(type="Resize", scale_factor=r, keep_ratio=True) for r in img_ratios],
             [dict(type="RandomFlip", prob=0.0, direction="horizontal"),
              dict(type="RandomFlip", prob=1.0, direction="horizontal")],
             [dict(type="LoadBinaryAnnotations")],
