@@ -111,12 +111,16 @@ def test_ablation_trains_predicts_evaluates_and_resumes(patches, tmp_path, capfd
     argv = ["--config", str(TINY), "--variants", "ce", "msg", "--iters", "2",
             "--images", str(patches / "glas" / "images"), "--masks", str(patches / "glas" / "masks"),
             "--work-root", str(work), "--cfg-options", f"train_dataloader.dataset.data_root={patches / 'patches'}"]
-    assert ablation.main(argv) == 0
+    proposals = patches / "spm" / "cluster_5_nConv_3" / "gland_proposal"
+    assert ablation.main([*argv, "--proposals", str(proposals)]) == 0
     out = capfd.readouterr().out
     assert "model.decode_head.omission.start_iter=1" in out  # 2 of 4 in the config -> 1 of 2
     assert "decode.relabel_frac" in out and "decode.loss_variation" in out  # from the msg run only
     rows = list(csv.DictReader((work / "ablation.csv").open()))
-    assert [r["variant"] for r in rows] == ["ce", "msg"]
+    assert [r["variant"] for r in rows] == ["proposals", "ce", "msg"]
+    expected, _, _ = evaluate.evaluate(proposals, patches / "glas" / "masks")
+    assert rows[0]["mIoU"] == f"{expected['mIoU']:.4f}" and rows[0]["obj_F1"] == f"{expected['obj_F1']:.4f}"
+    rows = rows[1:]
     for row in rows:
         assert row["iters"] == "2" and row["images"] == "2"
         assert 0.0 <= float(row["mIoU"]) <= 1.0 and 0.0 <= float(row["obj_F1"]) <= 1.0
@@ -125,9 +129,15 @@ def test_ablation_trains_predicts_evaluates_and_resumes(patches, tmp_path, capfd
     # A second call reuses the finished checkpoints and reproduces the table.
     assert ablation.main(argv) == 0
     assert "tools/train.py" not in capfd.readouterr().out
-    assert list(csv.DictReader((work / "ablation.csv").open())) == rows
+    assert [{**r, "predict_s": ""} for r in csv.DictReader((work / "ablation.csv").open())] == [
+        {**r, "predict_s": ""} for r in rows]
     # --no-hausdorff skips only the Hausdorff
     assert ablation.main([*argv, "--no-hausdorff"]) == 0
     fast_rows = list(csv.DictReader((work / "ablation.csv").open()))
     assert all(r["obj_Hausdorff"] == "nan" for r in fast_rows)
-    assert [{**r, "obj_Hausdorff": ""} for r in fast_rows] == [{**r, "obj_Hausdorff": ""} for r in rows]
+    assert [{**r, "obj_Hausdorff": "", "predict_s": ""} for r in fast_rows] == [
+        {**r, "obj_Hausdorff": "", "predict_s": ""} for r in rows]
+    # TTA at chosen ratios predicts into its own folder and leaves the 1x table's checkpoints alone
+    assert ablation.main([*argv, "--variants", "msg", "--tta-ratios", "1", "1.5"]) == 0
+    assert (work / "msg" / "pred_tta_1-1.5" / "masks" / "syn_1.png").is_file()
+    assert "tools/train.py" not in capfd.readouterr().out

@@ -3,7 +3,8 @@
     python tools/ablation.py [--config configs/pspnet_mssg/pspnet_wres38w025-d8_2k_histo_cpu.py]
                              [--iters N] [--variants ce variation omission msg]
                              [--images glas/testA/images --masks glas/testA/masks]
-                             [--work-root work_dirs/ablation] [--tta] [--no-hausdorff]
+                             [--work-root work_dirs/ablation] [--tta | --tta-ratios R ...] [--no-hausdorff]
+                             [--proposals work_dirs/spm_glas_testA/cluster_5_nConv_3/gland_proposal]
 
 For each variant (config ``CONFIG`` with the suffix ``_ce`` / ``_variation`` / ``_omission`` / none)
 it runs ``tools/train.py`` (``--resume``, so an interrupted ablation continues where it stopped),
@@ -12,7 +13,11 @@ table (pooled mIoU / Dice, GlaS object F1 / Dice / Hausdorff, seconds per iterat
 to ``WORK_ROOT/ablation.csv``. ``--iters`` shortens or lengthens every variant's schedule in the
 same way: the poly schedule ends at N, MSG for Omission starts at the same fraction of the schedule
 as in the config (``--omission-start`` to set it), one checkpoint at the end, no in-training
-validation (the evaluation is the prediction step).
+validation (the evaluation is the prediction step), and the **final** checkpoint is evaluated.
+``--tta`` predicts with the config's ``tta_pipeline`` (the evaluation protocol; ``--tta-ratios`` to
+choose the ratios), into ``pred_tta`` / ``pred_tta_<ratios>`` beside the 1x ``pred``.
+``--proposals`` adds a "proposals" row: SPM's maps of the evaluation images (gland = value > 0),
+scored with the same metrics -- the floor that MSG must beat.
 """
 from __future__ import annotations
 
@@ -31,11 +36,12 @@ if __package__ in (None, ""):
 from evaluate import FIELDS as PER_IMAGE_FIELDS  # noqa: E402
 from evaluate import evaluate  # noqa: E402
 
+from MSG.datasets.tta import positive_ratio  # noqa: E402
 from SPM.io import write_csv  # noqa: E402
 
 VARIANTS = {"ce": "_ce", "variation": "_variation", "omission": "_omission", "msg": ""}
 METRICS = ("mIoU", "Dice", "obj_F1", "obj_Dice", "obj_Hausdorff")
-FIELDS = ("variant", "config", "iters", "s_per_iter", "images", *METRICS)
+FIELDS = ("variant", "config", "iters", "s_per_iter", "predict_s", "images", *METRICS)
 
 
 def variant_config(base_config: Path, variant: str) -> Path:
@@ -83,6 +89,22 @@ def seconds_per_iter(work_dir: Path) -> float:
     return sum(times) / len(times) if times else float("nan")
 
 
+def prediction_folder(tta: bool, ratios: list[float] | None) -> str:
+    """``pred`` (1x), ``pred_tta`` (the config's tta_pipeline) or ``pred_tta_0.75-1-2`` (given ratios)."""
+    if ratios:
+        return "pred_tta_" + "-".join(f"{r:g}" for r in ratios)
+    return "pred_tta" if tta else "pred"
+
+
+def score(pred_dir: Path, masks: Path, hausdorff: bool, csv_path: Path) -> dict:
+    """``tools/evaluate.py``'s metrics of a folder of masks/maps; per-image table to ``csv_path``."""
+    summary, per_image, errors = evaluate(pred_dir, masks, hausdorff)
+    for line in [*errors, *summary["notices"]]:
+        print(f"{'error' if line in errors else 'note'}: {line}", file=sys.stderr)
+    write_csv(csv_path, per_image, PER_IMAGE_FIELDS)
+    return summary
+
+
 def run(cmd: list[str]) -> None:
     print("+ " + " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, cwd=ROOT)
@@ -97,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=Path, default=ROOT / "glas/testA/images")
     p.add_argument("--masks", type=Path, default=ROOT / "glas/testA/masks")
     p.add_argument("--work-root", type=Path, default=ROOT / "work_dirs/ablation")
-    p.add_argument("--tta", action="store_true", help="flip test-time augmentation in prediction")
+    p.add_argument("--tta", action="store_true", help="predict with the config's tta_pipeline")
+    p.add_argument("--tta-ratios", type=positive_ratio, nargs="+", help="predict with TTA at these scale ratios")
+    p.add_argument("--proposals", type=Path, help="SPM gland_proposal folder of the evaluation images: adds a row")
     p.add_argument("--no-hausdorff", dest="hausdorff", action="store_false",
                    help="skip the object Hausdorff (slow on fragmented predictions; reported as nan)")
     p.add_argument("--cfg-options", nargs="+", default=[], help="extra overrides for every variant")
@@ -113,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {config}: config file not found", file=sys.stderr)
             return 2
     rows = []
+    if args.proposals:
+        summary = score(args.proposals, args.masks, args.hausdorff, args.work_root / "per_image_proposals.csv")
+        rows.append({"variant": "proposals", "config": "SPM", "images": summary["images"],
+                     **{k: f"{summary[k]:.4f}" for k in METRICS}})
     for variant, config in configs.items():
         n, options = schedule_overrides(config, args.iters, args.omission_start)
         work_dir = args.work_root / variant
@@ -121,16 +149,16 @@ def main(argv: list[str] | None = None) -> int:
         if not checkpoint.is_file():
             run([sys.executable, "tools/train.py", str(config), "--work-dir", str(work_dir), "--resume",
                  "--cfg-options", *options, *args.cfg_options])
-        pred = work_dir / ("pred_tta" if args.tta else "pred")
+        pred = work_dir / prediction_folder(args.tta, args.tta_ratios)
+        tta_flags = ["--tta-ratios", *map(str, args.tta_ratios)] if args.tta_ratios else ["--tta"] if args.tta else []
+        predict_start = time.perf_counter()
         run([sys.executable, "tools/predict.py", str(config), str(checkpoint), str(args.images), "--out", str(pred),
-             *(["--tta"] if args.tta else [])])
-        summary, per_image, errors = evaluate(pred / "masks", args.masks, args.hausdorff)
-        for line in errors:
-            print(f"error: {line}", file=sys.stderr)
-        write_csv(work_dir / "per_image.csv", per_image, PER_IMAGE_FIELDS)
+             *tta_flags])
+        predict_s = time.perf_counter() - predict_start
+        summary = score(pred / "masks", args.masks, args.hausdorff, work_dir / f"per_image_{pred.name}.csv")
         rows.append({"variant": variant, "config": config.name, "iters": n,
-                     "s_per_iter": f"{seconds_per_iter(work_dir):.3f}", "images": summary["images"],
-                     **{k: f"{summary[k]:.4f}" for k in METRICS}})
+                     "s_per_iter": f"{seconds_per_iter(work_dir):.3f}", "predict_s": f"{predict_s:.0f}",
+                     "images": summary["images"], **{k: f"{summary[k]:.4f}" for k in METRICS}})
         print(f"[{variant}] done in {time.perf_counter() - start:.0f} s: {rows[-1]}", flush=True)
         write_csv(args.work_root / "ablation.csv", rows, FIELDS)
     print("\n| " + " | ".join(FIELDS) + " |\n|" + "---|" * len(FIELDS))

@@ -1,0 +1,142 @@
+"""bf16 training/inference (BF16OptimWrapper, test_cfg.precision) and the TTA pipeline helpers."""
+from __future__ import annotations
+
+import argparse
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.optim import OptimWrapper
+from mmseg.registry import MODELS, OPTIM_WRAPPERS
+from test_msg_models import _samples
+
+from MSG.datasets.tta import positive_ratio, tta_cost, tta_ratios, with_tta_ratios, without_loading
+from MSG.engine.optim_wrapper import BF16OptimWrapper
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "data" / "tiny_mssg_cpu.py"
+FAITHFUL = ROOT / "configs" / "pspnet_mssg" / "pspnet_wres38-d8_10k_histo.py"
+CPU = ROOT / "configs" / "pspnet_mssg" / "pspnet_wres38w025-d8_2k_histo_cpu.py"
+# Relative difference allowed between the bf16 and fp32 total loss at each of the first 4 SGD steps
+# (lr 0.005 as configured) from the same weights and batch: bf16 keeps 8 mantissa bits; measured
+# 0.2-1.0% here. Trajectories drift apart later (Omission's relabelling is a threshold), so the test
+# stays within a few steps.
+BF16_LOSS_RTOL = 0.03
+
+
+def _batch():
+    """Two images whose glands are darker than the background (learnable), with 0/1/2 proposals."""
+    gen = torch.Generator().manual_seed(0)
+    proposals = torch.zeros(2, 64, 64, dtype=torch.long)
+    proposals[:, 16:48, 16:48] = 2
+    proposals[:, 16:20, 16:48] = 1
+    base = torch.where(proposals > 0, 80.0, 200.0)[:, None].expand(2, 3, 64, 64)
+    images = (base + 20 * torch.randn(2, 3, 64, 64, generator=gen)).clamp(0, 255).to(torch.uint8)
+    return list(images), proposals
+
+
+def _train_losses(bf16: bool, steps: int = 4) -> list[float]:
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(str(TINY)).model).train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.dropout._DropoutNd):
+            module.p = 0.0  # compare precisions, not dropout draws
+    model.current_iter = 10**9  # Omission active: every MSG term runs under autocast
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.005, momentum=0.9)
+    wrapper = BF16OptimWrapper(optimizer=optimizer) if bf16 else OptimWrapper(optimizer=optimizer)
+    if bf16:
+        wrapper.bf16 = True  # also where bf16 is only emulated, so that the test checks bf16 everywhere
+    images, proposals = _batch()
+    losses = []
+    for _ in range(steps):
+        with wrapper.optim_context(model):
+            data = model.data_preprocessor(dict(inputs=images, data_samples=_samples(proposals)), True)
+            parts = model.loss(data["inputs"], data["data_samples"])
+            if bf16:
+                assert model.extract_feat(data["inputs"])[-1].dtype == torch.bfloat16
+        loss = sum(v for k, v in parts.items() if "loss" in k)
+        assert loss.dtype == torch.float32
+        wrapper.update_params(loss)
+        losses.append(loss.item())
+    return losses
+
+
+def test_bf16_training_losses_track_fp32():
+    fp32, bf16 = _train_losses(False), _train_losses(True)
+    assert fp32[-1] < fp32[0]  # the batch is being fitted, so the comparison covers moving weights
+    for a, b in zip(fp32, bf16, strict=True):
+        assert b == pytest.approx(a, rel=BF16_LOSS_RTOL)
+
+
+def test_bf16_wrapper_is_registered_builds_on_cpu_and_checkpoints():
+    model = torch.nn.Linear(2, 2)
+    wrapper = OPTIM_WRAPPERS.build(dict(type="BF16OptimWrapper", optimizer=torch.optim.SGD(model.parameters(), lr=1)))
+    assert isinstance(wrapper, BF16OptimWrapper)
+    state = wrapper.state_dict()
+    wrapper.load_state_dict(copy.deepcopy(state))  # resume works with the disabled scaler
+    loss = model(torch.ones(1, 2)).sum()
+    before = model.weight.detach().clone()
+    wrapper.update_params(loss)
+    assert torch.allclose(model.weight, before - 1)  # an unscaled SGD step
+
+
+def test_configs_precision_and_train_amp_flag():
+    import train
+
+    assert Config.fromfile(str(FAITHFUL)).optim_wrapper.type == "OptimWrapper"  # fp32 stays the faithful default
+    cpu = Config.fromfile(str(CPU))
+    assert cpu.optim_wrapper.type == "BF16OptimWrapper" and cpu.model.test_cfg.precision == "bf16"
+    args = train.parse_args([str(FAITHFUL), "--amp"])
+    cfg = train.build_cfg(args)
+    if not torch.cuda.is_available() or torch.cuda.is_bf16_supported():
+        assert cfg.optim_wrapper.type == "BF16OptimWrapper" and "loss_scale" not in cfg.optim_wrapper
+    else:  # a GPU without bf16: fp16 with dynamic loss scaling
+        assert cfg.optim_wrapper.type == "AmpOptimWrapper" and cfg.optim_wrapper.loss_scale == "dynamic"
+
+
+def test_bf16_inference_returns_fp32_logits_close_to_fp32():
+    cfg = Config.fromfile(str(TINY))
+    torch.manual_seed(0)
+    fp32_model = MODELS.build(cfg.model).eval()
+    cfg.model.test_cfg.precision = "bf16"
+    bf16_model = MODELS.build(cfg.model).eval()
+    bf16_model.load_state_dict(fp32_model.state_dict())
+    x = torch.rand(1, 3, 72, 90)
+    metas = [dict(img_shape=(72, 90), ori_shape=(72, 90), pad_shape=(72, 90))]
+    with torch.no_grad():
+        a, b = fp32_model.inference(x, metas), bf16_model.inference(x, metas)
+    assert a.dtype == b.dtype == torch.float32
+    if bf16_model.test_cfg.precision == "bf16" and not torch.equal(a, b):
+        assert (a.argmax(1) == b.argmax(1)).float().mean() > 0.95
+    cfg.model.test_cfg.precision = "fp16"
+    with pytest.raises(ValueError, match="precision"):
+        MODELS.build(cfg.model)
+
+
+def test_faithful_tta_pipeline_is_the_oeem_protocol():
+    cfg = Config.fromfile(str(FAITHFUL))
+    assert tta_ratios(cfg.tta_pipeline) == [0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0]
+    flips = cfg.tta_pipeline[1]["transforms"][1]
+    assert [f["prob"] for f in flips] == [0.0, 1.0] and all(f["direction"] == "horizontal" for f in flips)
+    assert tta_cost(tta_ratios(cfg.tta_pipeline)) == pytest.approx(55.375)  # 16 passes cost ~55 1x passes
+    for name in ("save_best", "rule"):
+        assert name not in cfg.default_hooks.checkpoint  # nothing is chosen on test labels
+    assert cfg.randomness.seed == 0
+
+
+def test_tta_helpers():
+    pipeline = Config.fromfile(str(FAITHFUL)).tta_pipeline
+    two = with_tta_ratios(pipeline, [1, 2])
+    assert tta_ratios(two) == [1.0, 2.0] and tta_ratios(pipeline)[0] == 0.75  # a copy
+    bare = without_loading(two)
+    assert [s["type"] for s in bare] == ["TestTimeAug"]
+    assert [[t["type"] for t in stage] for stage in bare[0]["transforms"]] == [
+        ["Resize", "Resize"], ["RandomFlip", "RandomFlip"], ["PackSegInputs"]]
+    with pytest.raises(ValueError):
+        with_tta_ratios(pipeline, [])
+    assert positive_ratio("1.5") == 1.5
+    for bad in ("0", "-1", "x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            positive_ratio(bad)
