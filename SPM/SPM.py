@@ -27,7 +27,18 @@ if __package__ in (None, ""):  # run as `python SPM/SPM.py`: import the SPM pack
 import torch
 from tqdm import tqdm
 
-from SPM.io import InputError, check_writable, is_image_file, list_files, read_csv, write_csv, write_png
+from SPM.cli import exit_cleanly_on_sigterm, int_at_least
+from SPM.io import (
+    InputError,
+    check_unique_stems,
+    check_writable,
+    is_image_file,
+    list_files,
+    read_csv,
+    remove_stale_temp_files,
+    write_csv,
+    write_png,
+)
 from SPM.pipeline import mine_file
 from SPM.train import CSNetTrainer, SPMTrainConfig
 from SPM.visualize import colorize_clusters, overlay_proposal
@@ -42,18 +53,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="SPM: Selective Proposal Mining of gland proposals")
     p.add_argument("--train_image_path", required=True, help="folder of H&E images (.bmp .png .tif .jpg)")
     p.add_argument("--output_root", default="work_dirs/spm", help="output root folder")
-    p.add_argument("--nConv", type=int, default=3, help="number of 3x3 conv blocks in CSNet")
-    p.add_argument("--nChannel", type=int, default=128, help="embedding channels of CSNet")
-    p.add_argument("--cluster_num", type=int, default=5, help="K of K-means")
-    p.add_argument("--maxIter", type=int, default=50, help="optimisation steps per image")
+    p.add_argument("--nConv", type=int_at_least(1), default=3, help="number of 3x3 conv blocks in CSNet")
+    p.add_argument("--nChannel", type=int_at_least(1), default=128, help="embedding channels of CSNet")
+    p.add_argument("--cluster_num", type=int_at_least(2), default=5, help="K of K-means")
+    p.add_argument("--maxIter", type=int_at_least(1), default=50, help="optimisation steps per image")
     p.add_argument("--minLabels", type=int, default=3,
                    help="accepted for compatibility; the original SPM never used it (no early stop)")
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--stepsize_ce", type=float, default=1.0, help="weight of the argmax CE loss")
     p.add_argument("--stepsize_ss", type=float, default=5.0, help="weight of the spatial continuity loss")
-    p.add_argument("--min_border_pixels", type=int, default=10000,
+    p.add_argument("--min_border_pixels", type=int_at_least(0), default=10000,
                    help="the border cluster must have more pixels than this")
-    p.add_argument("--hole_area", type=int, default=15000, help="fill holes smaller than this (px)")
+    p.add_argument("--hole_area", type=int_at_least(0), default=15000, help="fill holes smaller than this (px)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--seed", type=int, default=0, help="seeds each image's CSNet init (the original was unseeded)")
     p.add_argument("--exact", action="store_true",
@@ -99,6 +110,7 @@ def _merge_summaries(summary: Path, parts: list[Path], rows: list[dict]) -> None
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    exit_cleanly_on_sigterm()
     rank = int(os.environ.get("RANK", 0))
     world = int(os.environ.get("WORLD_SIZE", 1))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
@@ -108,8 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         files = list_files(args.train_image_path)
         if not files:
             raise InputError(args.train_image_path, "no files found")
+        check_unique_stems(f for f in files if is_image_file(f))
         for d in out.values():
             check_writable(d)
+            remove_stale_temp_files(d)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

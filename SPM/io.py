@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+import socket
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -63,6 +64,15 @@ def _decode_any(path: Path) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def _is_palette(path: Path) -> bool:
+    """True for palette ("P" mode) images; Pillow reads only the header here."""
+    try:
+        with Image.open(path) as pil:
+            return pil.mode in ("P", "PA")
+    except (UnidentifiedImageError, OSError, ValueError):
+        return False
+
+
 def read_bgr(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     """Read an image as 8-bit, 3-channel BGR (what ``cv2.imread(path)`` gives for ordinary files).
 
@@ -87,6 +97,8 @@ def read_bgr(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     except OSError as err:
         raise InputError(path, f"cannot read file ({err.strerror or err})") from None
     warnings: list[str] = []
+    if _is_palette(path):
+        warnings.append("palette image converted to BGR")
     if img.dtype == np.uint16:
         img = (img.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
         warnings.append("16-bit image scaled to 8-bit")
@@ -110,7 +122,11 @@ def read_bgr(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """Read a label/mask image as a 2-D integer array (first channel if it has several)."""
+    """Read a label/mask image as a 2-D integer array.
+
+    A multi-channel file is accepted only when its colour channels are equal (a gray mask saved as
+    RGB); a colour image (an overlay, a photo) raises :class:`InputError`.
+    """
     path = Path(path)
     try:
         with Image.open(path) as pil:
@@ -120,6 +136,9 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise InputError(path, f"cannot decode mask ({err.__class__.__name__})") from None
     if arr.ndim == 3:
+        colour = arr[:, :, :3]
+        if colour.shape[2] > 1 and not (colour == colour[:, :, :1]).all():
+            raise InputError(path, f"colour image ({arr.shape[2]} channels), expected a single-channel mask")
         arr = arr[:, :, 0]
     return np.asarray(arr)
 
@@ -150,9 +169,16 @@ def _current_umask() -> int:
 _FILE_MODE = 0o666 & ~_current_umask()
 
 
+# Temporary files are ``.NAME.<host>-<pid>.<random>.tmp`` so that a later run can tell whether their
+# writer is still alive (another rank of tools/dist_spm.sh writing into the same folder) before removing
+# them; files written from another host are never touched.
+_TMP_SUFFIX = ".tmp"
+_WRITER = f"{socket.gethostname().replace('.', '_').replace('-', '_')}-{os.getpid()}"
+
+
 def _atomic_write(path: Path, write: Callable[[IO], None], mode: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_WRITER}.", suffix=_TMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, mode, **({"newline": ""} if "b" not in mode else {})) as fh:
             write(fh)
@@ -163,8 +189,36 @@ def _atomic_write(path: Path, write: Callable[[IO], None], mode: str) -> None:
         raise
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def remove_stale_temp_files(folder: str | os.PathLike) -> int:
+    """Delete the temporary files of interrupted writes in ``folder`` whose writing process has
+    exited (a killed run); files of live processes are left alone. Returns how many were removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    host = _WRITER.rsplit("-", 1)[0]
+    for tmp in folder.glob(f".*{_TMP_SUFFIX}"):
+        parts = tmp.name.split(".")  # ['', NAME..., 'host-pid', random, 'tmp']
+        writer_host, _, pid = parts[-3].rpartition("-") if len(parts) >= 5 else ("", "", "")
+        if writer_host != host or not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
 def write_png(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write a uint8 gray or BGR array as PNG, atomically."""
+    """Write a uint8/uint16 gray or uint8 BGR array as PNG, atomically."""
     path = Path(path)
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(array))
     if not ok:
@@ -198,6 +252,17 @@ def check_writable(folder: str | os.PathLike) -> None:
         os.unlink(tmp)
     except OSError as err:
         raise InputError(folder, f"output folder not writable ({err.strerror or err})") from None
+
+
+def check_unique_stems(files: Iterable[str | os.PathLike]) -> None:
+    """Outputs are named after the input's stem: two inputs with one stem (``a.png``, ``a.jpg``) would
+    overwrite each other's outputs, so they are refused before any work starts."""
+    seen: dict[str, Path] = {}
+    for f in map(Path, files):
+        if f.stem in seen:
+            raise InputError(f, f"same name as {seen[f.stem]}: outputs are named after the stem "
+                                f"{f.stem!r} and would overwrite each other; rename one")
+        seen[f.stem] = f
 
 
 def find_ground_truth(gt_dir: str | os.PathLike, stem: str) -> Path:

@@ -45,8 +45,9 @@ def test_palette_image_is_expanded(tmp_path):
     pal.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
     pal.putpixel((1, 1), 1)
     pal.save(tmp_path / "p.png")
-    out, _ = read_bgr(tmp_path / "p.png")
+    out, warnings = read_bgr(tmp_path / "p.png")
     assert out[0, 0].tolist() == [0, 0, 255] and out[1, 1].tolist() == [255, 0, 0]
+    assert warnings == ["palette image converted to BGR"]  # the README promises the warning
 
 
 def test_corrupt_file_error_names_file(tmp_path):

@@ -12,7 +12,7 @@ from mmengine.optim import OptimWrapper
 from mmseg.registry import MODELS, OPTIM_WRAPPERS
 from test_msg_models import _samples
 
-from MSG.datasets.tta import positive_ratio, tta_cost, tta_ratios, with_tta_ratios, without_loading
+from MSG.datasets.tta import OEEM_RATIOS, positive_ratio, tta_cost, tta_ratios, with_tta_ratios, without_loading
 from MSG.engine.optim_wrapper import BF16OptimWrapper
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,7 +117,7 @@ def test_bf16_inference_returns_fp32_logits_close_to_fp32():
 
 def test_faithful_tta_pipeline_is_the_oeem_protocol():
     cfg = Config.fromfile(str(FAITHFUL))
-    assert tta_ratios(cfg.tta_pipeline) == [0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0]
+    assert tta_ratios(cfg.tta_pipeline) == [0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0] == list(OEEM_RATIOS)
     flips = cfg.tta_pipeline[1]["transforms"][1]
     assert [f["prob"] for f in flips] == [0.0, 1.0] and all(f["direction"] == "horizontal" for f in flips)
     assert tta_cost(tta_ratios(cfg.tta_pipeline)) == pytest.approx(55.375)  # 16 passes cost ~55 1x passes

@@ -12,7 +12,6 @@ reports missing/unexpected keys (the MSG embedding branch is new, so it is expec
 from __future__ import annotations
 
 import argparse
-import pickle
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from MSG.compat.safe_globals import allow_mmengine_checkpoints
+from MSG.compat.safe_globals import allow_mmengine_checkpoints, check_checkpoint
 from SPM.io import InputError
 
 HEAD_PREFIXES = ("backbone.", "decode_head.", "auxiliary_head.", "neck.")
@@ -62,13 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     allow_mmengine_checkpoints()
     try:
-        if not Path(args.src).is_file():
-            raise InputError(args.src, "file not found")
+        ckpt = check_checkpoint(args.src)
         try:
-            ckpt = torch.load(args.src, map_location="cpu", weights_only=True)
             converted = convert_state(ckpt)
-        except (ValueError, RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
-            raise InputError(args.src, f"not a convertible checkpoint ({err.__class__.__name__}: {err})") from None
+        except ValueError as err:
+            raise InputError(args.src, f"not a convertible checkpoint ({err})") from None
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

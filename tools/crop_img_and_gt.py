@@ -19,7 +19,17 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from SPM.io import InputError, is_image_file, list_files, read_bgr, read_mask_for, write_png
+from SPM.cli import exit_cleanly_on_sigterm, int_at_least
+from SPM.io import (
+    InputError,
+    check_unique_stems,
+    is_image_file,
+    list_files,
+    read_bgr,
+    read_mask_for,
+    remove_stale_temp_files,
+    write_png,
+)
 
 PROPOSAL_PAD = 255
 
@@ -67,17 +77,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("img_dir")
     p.add_argument("proposal_dir")
     p.add_argument("out_dir")
-    p.add_argument("--crop_size", type=int, default=256)
-    p.add_argument("--stride", type=int, default=192)
+    p.add_argument("--crop_size", type=int_at_least(1), default=256)
+    p.add_argument("--stride", type=int_at_least(1), default=192)
     args = p.parse_args(argv)
+    exit_cleanly_on_sigterm()
     out = Path(args.out_dir)
     n_images = n_tiles = 0
     errors = []
     try:
         files = [f for f in list_files(args.img_dir) if is_image_file(f)]
+        check_unique_stems(files)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    for folder in (out / "images", out / "proposals"):
+        remove_stale_temp_files(folder)
     for path in files:
         try:
             image, _ = read_bgr(path)

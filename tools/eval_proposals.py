@@ -2,8 +2,10 @@
 
     python tools/eval_proposals.py PROPOSAL_DIR GT_DIR [--csv per_image.csv] [--pred_suffix _gland_proposal]
 
-Gland = proposal value > 0 (border or interior); ground truth > 0 is gland (instance ids
-collapse). Prints the pooled metrics (see ``evaluation/pixel.py``); ``--csv`` writes a per-image
+Gland = proposal value > 0 (border or interior); maps must be 0/1/2 proposals or binary masks,
+anything else is an error unless ``--threshold T`` (gland = value > T) is given. Ground truth > 0
+is gland (instance ids collapse); a colour image as a mask is an error. Prints the pooled metrics
+(see ``evaluation/pixel.py``); ``--csv`` writes a per-image
 table plus a final ``POOLED`` row. A missing or mismatched mask is reported on one line and
 the rest are still evaluated (exit code 1).
 """
@@ -12,6 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+import numpy as np
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -28,7 +32,29 @@ def _fmt(counts: PooledCounts) -> dict[str, str]:
             "IoU_gland": f"{iou[1]:.4f}", "Dice": f"{counts.dice():.4f}"}
 
 
-def iter_pairs(pred_dir: str | Path, gt_dir: str | Path, errors: list[str], pred_suffix: str = ""):
+PROPOSAL_VALUES = frozenset({0, 1, 2})
+
+
+def gland_mask(path: Path, raw: np.ndarray, threshold: float | None, proposals: bool) -> np.ndarray:
+    """Boolean gland mask of a prediction (or proposal map) read from ``path``.
+
+    Without ``threshold`` the map must be binary (0 and one gland value, e.g. 0/255 or 0/1), or, when
+    ``proposals``, hold only the proposal values 0/1/2; a probability map or an overlay passed by
+    mistake is refused instead of being scored. With ``threshold``: gland = value > threshold.
+    """
+    if threshold is not None:
+        return raw > threshold
+    values = np.unique(raw)
+    if (values > 0).sum() <= 1 or (proposals and set(values.tolist()) <= PROPOSAL_VALUES):
+        return raw > 0
+    shown = ", ".join(map(str, values[:6].tolist())) + (", ..." if len(values) > 6 else "")
+    expected = "a binary mask or a 0/1/2 proposal map" if proposals else "a binary mask (0 and one gland value)"
+    raise InputError(path, f"{len(values)} distinct values ({shown}), expected {expected}; "
+                           "pass --threshold T to score value > T as gland")
+
+
+def iter_pairs(pred_dir: str | Path, gt_dir: str | Path, errors: list[str], pred_suffix: str = "",
+               threshold: float | None = None, proposals: bool = False):
     """Yield ``(name, prediction mask bool, raw GT array)`` for every prediction image with a
     matching mask; problems are appended to ``errors`` as one-line messages."""
     for path in list_files(pred_dir):
@@ -38,7 +64,7 @@ def iter_pairs(pred_dir: str | Path, gt_dir: str | Path, errors: list[str], pred
         if pred_suffix and stem.endswith(pred_suffix):
             stem = stem[: -len(pred_suffix)]
         try:
-            pred = read_mask(path) > 0
+            pred = gland_mask(path, read_mask(path), threshold, proposals)
             gt = read_mask_for(find_ground_truth(gt_dir, stem), pred.shape, "no such file")
         except InputError as err:
             errors.append(str(err))
@@ -47,13 +73,13 @@ def iter_pairs(pred_dir: str | Path, gt_dir: str | Path, errors: list[str], pred
 
 
 def evaluate_folder(
-    pred_dir: str | Path, gt_dir: str | Path, pred_suffix: str = ""
+    pred_dir: str | Path, gt_dir: str | Path, pred_suffix: str = "", threshold: float | None = None
 ) -> tuple[PooledCounts, list[dict], list[str]]:
     """Returns ``(pooled counts, per-image rows, error lines)``."""
     pooled = PooledCounts()
     rows: list[dict] = []
     errors: list[str] = []
-    for stem, pred, gt_raw in iter_pairs(pred_dir, gt_dir, errors, pred_suffix):
+    for stem, pred, gt_raw in iter_pairs(pred_dir, gt_dir, errors, pred_suffix, threshold, proposals=True):
         gt = gt_raw > 0
         one = PooledCounts()
         one.update(pred, gt)
@@ -85,8 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("gt_dir")
     p.add_argument("--csv", help="write the per-image table here")
     p.add_argument("--pred_suffix", default="", help="strip this from prediction names before matching")
+    p.add_argument("--threshold", type=float, help="score value > THRESHOLD as gland (soft or multi-valued maps)")
     args = p.parse_args(argv)
-    outcome = run_reporting_errors(evaluate_folder, args.pred_dir, args.gt_dir, args.pred_suffix)
+    outcome = run_reporting_errors(evaluate_folder, args.pred_dir, args.gt_dir, args.pred_suffix, args.threshold)
     if outcome is None:
         return 2
     pooled, rows, rc = outcome

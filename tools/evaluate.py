@@ -1,8 +1,10 @@
 """Evaluate gland masks against GlaS ground truth: the paper's pooled metrics and GlaS object metrics.
 
-    python tools/evaluate.py PRED_DIR GT_DIR [--csv per_image.csv] [--no-hausdorff]
+    python tools/evaluate.py PRED_DIR GT_DIR [--csv per_image.csv] [--no-hausdorff] [--threshold T]
 
-Prediction > 0 is gland, its objects the 8-connected components. Ground truth > 0 is gland; its
+Prediction > 0 is gland, its objects the 8-connected components; predictions must be binary masks
+(or 0/1/2 SPM proposal maps), anything else is an error naming the file unless ``--threshold T``
+(gland = value > T) is given. Ground truth > 0 is gland; its
 objects are its instance ids when it has them (the official ``*_anno.bmp``, or masks written by
 ``tools/prepare_glas.py``), else connected components, with a one-line notice that touching
 glands then merge. Prints pooled mIoU and gland Dice (the MSSG paper's protocol) and the GlaS
@@ -29,13 +31,14 @@ FIELDS = ("image", "mIoU", "Dice", "obj_TP", "obj_FP", "obj_FN", "obj_F1", "obj_
 BINARY_GT_NOTICE = "binary ground truth: objects are its connected components, so touching glands merge"
 
 
-def evaluate(pred_dir: str | Path, gt_dir: str | Path, hausdorff: bool = True) -> tuple[dict, list[dict], list[str]]:
+def evaluate(pred_dir: str | Path, gt_dir: str | Path, hausdorff: bool = True, threshold: float | None = None
+             ) -> tuple[dict, list[dict], list[str]]:
     """Returns ``(summary metrics, per-image rows, error lines)``; ``summary["notices"]`` lists notices."""
     pooled = PooledCounts()
     objects = ObjectSums()
     rows, errors = [], []
     binary_gt = False
-    for stem, pred, gt_raw in iter_pairs(pred_dir, gt_dir, errors):
+    for stem, pred, gt_raw in iter_pairs(pred_dir, gt_dir, errors, threshold=threshold, proposals=True):
         gt = gt_raw > 0
         one = PooledCounts()
         one.update(pred, gt)
@@ -64,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("gt_dir")
     p.add_argument("--csv", help="write the per-image table here")
     p.add_argument("--no-hausdorff", dest="hausdorff", action="store_false", help="skip the (slower) Hausdorff")
+    p.add_argument("--threshold", type=float, help="score value > THRESHOLD as gland (soft or multi-valued maps)")
     args = p.parse_args(argv)
-    outcome = run_reporting_errors(evaluate, args.pred_dir, args.gt_dir, args.hausdorff)
+    outcome = run_reporting_errors(evaluate, args.pred_dir, args.gt_dir, args.hausdorff, args.threshold)
     if outcome is None:
         return 2
     summary, rows, rc = outcome

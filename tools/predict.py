@@ -23,9 +23,18 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import MSG  # noqa: F401  (registers MSG and the mmcv.ops stand-in before mmseg loads)
-from MSG.compat.safe_globals import allow_mmengine_checkpoints
+from MSG.compat.safe_globals import check_checkpoint
 from MSG.datasets.tta import positive_ratio, with_tta_ratios, without_loading
-from SPM.io import InputError, is_image_file, list_files, read_bgr, write_png
+from SPM.cli import exit_cleanly_on_sigterm
+from SPM.io import (
+    InputError,
+    check_unique_stems,
+    is_image_file,
+    list_files,
+    read_bgr,
+    remove_stale_temp_files,
+    write_png,
+)
 from SPM.visualize import overlay_proposal
 
 
@@ -43,10 +52,9 @@ def collect_inputs(inputs: list[str]) -> list[Path]:
 def load_model(config: str, checkpoint: str, device: str):
     from mmseg.apis import init_model
 
-    for path in (config, checkpoint):
-        if not Path(path).is_file():
-            raise InputError(path, "file not found")
-    allow_mmengine_checkpoints()
+    if not Path(config).is_file():
+        raise InputError(config, "config file not found")
+    check_checkpoint(checkpoint)
     return init_model(config, checkpoint, device=device)
 
 
@@ -88,14 +96,18 @@ def main(argv: list[str] | None = None) -> int:
                    help="TTA with these scale ratios instead (implies --tta)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args(argv)
+    exit_cleanly_on_sigterm()
+    out = Path(args.out)
     try:
         files = collect_inputs(args.inputs)
+        check_unique_stems(files)
         model = load_model(args.config, args.checkpoint, args.device)
         segment = Segmenter(model, args.tta, args.tta_ratios)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    out = Path(args.out)
+    for folder in (out / "masks", out / "overlays"):
+        remove_stale_temp_files(folder)
     failed = 0
     for path in files:
         try:

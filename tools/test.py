@@ -24,6 +24,8 @@ import MSG  # noqa: F401
 from MSG.compat.launch import launched
 from MSG.compat.safe_globals import allow_mmengine_checkpoints
 from MSG.datasets.tta import positive_ratio, with_tta_ratios
+from MSG.engine.preflight import check_test_inputs
+from SPM.io import InputError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,9 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    for path in (args.config, args.checkpoint):
-        if not osp.isfile(path):
-            raise SystemExit(f"error: {path}: file not found")
+    if not osp.isfile(args.config):
+        print(f"error: {args.config}: config file not found", file=sys.stderr)
+        return 2
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options:
@@ -54,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     cfg.work_dir = args.work_dir or cfg.get("work_dir") or osp.join(
         "./work_dirs", osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    try:
+        check_test_inputs(cfg, args.checkpoint)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     cfg.default_hooks.pop("visualization", None)
     if args.out:
         cfg.test_evaluator["output_dir"] = args.out

@@ -19,6 +19,8 @@ from mmengine.runner import Runner
 import MSG  # noqa: F401  (registers MSG and the mmcv.ops stand-in before mmseg loads)
 from MSG.compat.launch import launched
 from MSG.compat.safe_globals import allow_mmengine_checkpoints
+from MSG.engine.preflight import check_train_inputs
+from SPM.io import InputError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -55,7 +57,7 @@ def select_amp(cfg: Config) -> None:
 
 def build_cfg(args: argparse.Namespace) -> Config:
     if not osp.isfile(args.config):
-        raise SystemExit(f"error: {args.config}: config file not found")
+        raise InputError(args.config, "config file not found")
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options:
@@ -72,7 +74,12 @@ def build_cfg(args: argparse.Namespace) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cfg = build_cfg(args)
+    try:
+        cfg = build_cfg(args)
+        check_train_inputs(cfg)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     allow_mmengine_checkpoints()
     with launched(cfg, args.launcher):
         Runner.from_cfg(cfg).train()

@@ -12,6 +12,8 @@ import argparse
 import copy
 from collections.abc import Sequence
 
+# OEEM's MultiScaleFlipAug ratios (relative to the training scale), the MSSG test protocol.
+OEEM_RATIOS = (0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
 _LOADERS = ("LoadImageFromFile", "LoadAnnotations", "LoadBinaryAnnotations", "LoadImageFromNDArray")
 
 

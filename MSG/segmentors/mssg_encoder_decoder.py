@@ -3,11 +3,13 @@
 Training: the decode head (``MSGPSPHead``) receives the 0/1/2 proposal maps and the current
 iteration (set by ``MSGIterHook`` from the runner, so it survives ``--resume``), returns its losses
 and the target it supervised with (``R`` or ``P > 0``); the auxiliary head is trained on that
-same target. Inference is plain EncoderDecoder (2-class logits, whole or slide mode), with one
-option: ``test_cfg.precision = "bf16"`` runs the network under bf16 autocast where the device runs
-bf16 natively (CUDA since Ampere, CPUs with AVX512-BF16/AMX; elsewhere fp32). The logits are
-returned in fp32 either way, so resizing, flipping back and the softmax averaged over test-time
-augmentations are computed in fp32.
+same target. ``channels_last=True`` keeps weights and inputs in channels-last memory format
+(oneDNN's preferred layout for bf16 convolutions on CPUs; measured in ``bench/msg_step.py``).
+Inference is plain EncoderDecoder (2-class logits, whole or slide mode), with one option:
+``test_cfg.precision = "bf16"`` runs the network under bf16 autocast where the device runs bf16
+natively (CUDA since Ampere, CPUs with AVX512-BF16/AMX; elsewhere fp32). The logits are returned in
+fp32 either way, so resizing, flipping back and the softmax averaged over test-time augmentations
+are computed in fp32.
 """
 from __future__ import annotations
 
@@ -27,14 +29,22 @@ PRECISIONS = ("fp32", "bf16")
 class MSSGEncoderDecoder(EncoderDecoder):
     """EncoderDecoder whose training step runs MSG for Variation and MSG for Omission."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, channels_last: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.channels_last = channels_last
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
         if not hasattr(self.decode_head, "loss_msg"):
             raise TypeError(f"MSSGEncoderDecoder needs an MSG decode head, got {type(self.decode_head).__name__}")
         precision = (self.test_cfg or {}).get("precision", "fp32")
         if precision not in PRECISIONS:
             raise ValueError(f"test_cfg.precision must be one of {PRECISIONS}, got {precision!r}")
         self.current_iter = 0
+
+    def extract_feat(self, inputs: Tensor) -> list[Tensor]:
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        return super().extract_feat(inputs)
 
     def loss(self, inputs: Tensor, data_samples: list[SegDataSample]) -> dict:
         x = self.extract_feat(inputs)

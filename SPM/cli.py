@@ -1,0 +1,36 @@
+"""Small helpers shared by the command-line tools: argument ranges and clean termination.
+
+Exit codes, for every tool: 0 all inputs done; 1 some inputs failed (each reported on one line, the
+rest done); 2 usage error or unusable input (nothing done).
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+from collections.abc import Callable
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """argparse ``type`` for an integer ``>= minimum`` (a usage error, exit 2, otherwise)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM into ``SystemExit(143)`` so that ``finally``/``except`` blocks run: an interrupted
+    atomic write then removes its temporary file instead of leaving it behind."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
