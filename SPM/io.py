@@ -226,6 +226,11 @@ def write_png(path: str | os.PathLike, array: np.ndarray) -> None:
     _atomic_write(path, lambda fh: fh.write(buf.tobytes()), "wb")
 
 
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` (an encoded PNG, a figure) to ``path``, atomically."""
+    _atomic_write(Path(path), lambda fh: fh.write(data), "wb")
+
+
 def write_csv(path: str | os.PathLike, rows: Iterable[dict], fieldnames: Sequence[str]) -> None:
     """Write dict rows as CSV, atomically."""
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import ablation
 import crop_img_and_gt
+import cv2
 import evaluate
 import numpy as np
 import predict
@@ -141,3 +142,19 @@ def test_ablation_trains_predicts_evaluates_and_resumes(patches, tmp_path, capfd
     assert ablation.main([*argv, "--variants", "msg", "--tta-ratios", "1", "1.5"]) == 0
     assert (work / "msg" / "pred_tta_1-1.5" / "masks" / "syn_1.png").is_file()
     assert "tools/train.py" not in capfd.readouterr().out
+
+    # what users look at: training curves from the scalar logs, and the results montage
+    import make_figure
+    import plot_curves
+
+    msg_curves, ce_curves = plot_curves.read_scalars(work / "msg"), plot_curves.read_scalars(work / "ce")
+    assert [step for step, _ in msg_curves["decode.loss_ce"]] == [1, 2]
+    assert "decode.relabel_frac" in msg_curves and "decode.relabel_frac" not in ce_curves
+    assert plot_curves.main([str(work / "ce"), str(work / "msg"), "--out", str(tmp_path / "curves.png"),
+                             "--labels", "CE", "MSSG"]) == 0
+    assert cv2.imread(str(tmp_path / "curves.png")).shape[0] > 200
+    assert make_figure.main(["--images", str(patches / "glas" / "images"), "--names", "syn_0", "syn_1",
+                             "--column", f"proposal={proposals}", "--column", f"MSSG={work / 'msg' / 'pred' / 'masks'}",
+                             "--column", f"ground truth={patches / 'glas' / 'masks'}", "--out",
+                             str(tmp_path / "fig.png"), "--width", "64"]) == 0
+    assert cv2.imread(str(tmp_path / "fig.png")).shape == (24 + 2 * 48, 4 * 64, 3)

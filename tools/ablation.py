@@ -37,7 +37,7 @@ from evaluate import FIELDS as PER_IMAGE_FIELDS  # noqa: E402
 from evaluate import evaluate  # noqa: E402
 
 from MSG.datasets.tta import positive_ratio  # noqa: E402
-from SPM.io import write_csv  # noqa: E402
+from SPM.io import InputError, write_csv  # noqa: E402
 
 VARIANTS = {"ce": "_ce", "variation": "_variation", "omission": "_omission", "msg": ""}
 METRICS = ("mIoU", "Dice", "obj_F1", "obj_Dice", "obj_Hausdorff")
@@ -105,9 +105,19 @@ def score(pred_dir: Path, masks: Path, hausdorff: bool, csv_path: Path) -> dict:
     return summary
 
 
+class StepFailed(RuntimeError):
+    """A training/prediction subprocess failed; its own error line has been printed."""
+
+    def __init__(self, cmd: list[str], returncode: int) -> None:
+        self.returncode = returncode
+        super().__init__(f"{Path(cmd[1]).name} exited with {returncode}")
+
+
 def run(cmd: list[str]) -> None:
     print("+ " + " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, cwd=ROOT)
+    proc = subprocess.run(cmd, cwd=ROOT)
+    if proc.returncode:
+        raise StepFailed(cmd, proc.returncode)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,6 +146,20 @@ def main(argv: list[str] | None = None) -> int:
         if not config.is_file():
             print(f"error: {config}: config file not found", file=sys.stderr)
             return 2
+    try:
+        rows = run_variants(args, configs)
+    except (StepFailed, InputError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2 if isinstance(err, InputError) or err.returncode == 2 else 1
+    print("\n| " + " | ".join(FIELDS) + " |\n|" + "---|" * len(FIELDS))
+    for row in rows:
+        print("| " + " | ".join(str(row.get(k, "")) for k in FIELDS) + " |")
+    print(f"\ntable written to {args.work_root / 'ablation.csv'}")
+    return 0
+
+
+def run_variants(args: argparse.Namespace, configs: dict[str, Path]) -> list[dict]:
+    """Train (or reuse), predict and evaluate each variant; returns the table rows."""
     rows = []
     if args.proposals:
         summary = score(args.proposals, args.masks, args.hausdorff, args.work_root / "per_image_proposals.csv")
@@ -161,11 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                      "images": summary["images"], **{k: f"{summary[k]:.4f}" for k in METRICS}})
         print(f"[{variant}] done in {time.perf_counter() - start:.0f} s: {rows[-1]}", flush=True)
         write_csv(args.work_root / "ablation.csv", rows, FIELDS)
-    print("\n| " + " | ".join(FIELDS) + " |\n|" + "---|" * len(FIELDS))
-    for row in rows:
-        print("| " + " | ".join(str(row[k]) for k in FIELDS) + " |")
-    print(f"\ntable written to {args.work_root / 'ablation.csv'}")
-    return 0
+    return rows
 
 
 if __name__ == "__main__":
