@@ -32,20 +32,22 @@ def _fmt(counts: PooledCounts) -> dict[str, str]:
             "IoU_gland": f"{iou[1]:.4f}", "Dice": f"{counts.dice():.4f}"}
 
 
-PROPOSAL_VALUES = frozenset({0, 1, 2})
+# This project's proposal maps (0 background, 1 border, 2 interior) and the original MSSG SPM's
+# published ones (0, 127 border, 254 interior).
+PROPOSAL_ENCODINGS = (frozenset({0, 1, 2}), frozenset({0, 127, 254}))
 
 
 def gland_mask(path: Path, raw: np.ndarray, threshold: float | None, proposals: bool) -> np.ndarray:
     """Boolean gland mask of a prediction (or proposal map) read from ``path``.
 
     Without ``threshold`` the map must be binary (0 and one gland value, e.g. 0/255 or 0/1), or, when
-    ``proposals``, hold only the proposal values 0/1/2; a probability map or an overlay passed by
+    ``proposals``, a proposal map (0/1/2, or the original SPM's 0/127/254); a probability map or an overlay passed by
     mistake is refused instead of being scored. With ``threshold``: gland = value > threshold.
     """
     if threshold is not None:
         return raw > threshold
     values = np.unique(raw)
-    if (values > 0).sum() <= 1 or (proposals and set(values.tolist()) <= PROPOSAL_VALUES):
+    if (values > 0).sum() <= 1 or (proposals and any(set(values.tolist()) <= e for e in PROPOSAL_ENCODINGS)):
         return raw > 0
     shown = ", ".join(map(str, values[:6].tolist())) + (", ..." if len(values) > 6 else "")
     expected = "a binary mask or a 0/1/2 proposal map" if proposals else "a binary mask (0 and one gland value)"

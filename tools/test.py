@@ -2,10 +2,10 @@
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR] [--tta] [--tta-ratios R ...]
                          [--cfg-options k=v ...]
+    bash tools/dist_test.sh CONFIG CHECKPOINT GPUS
 
 Without ``--tta``: the config's ``test_pipeline`` (1x). ``--tta``: the config's ``tta_pipeline`` run
 through ``SegTTAModel`` (mmseg 1.x convention); ``--tta-ratios`` replaces its scale ratios.
-    bash tools/dist_test.sh CONFIG CHECKPOINT GPUS
 """
 from __future__ import annotations
 
