@@ -140,3 +140,21 @@ def test_tta_helpers():
     for bad in ("0", "-1", "x"):
         with pytest.raises(argparse.ArgumentTypeError):
             positive_ratio(bad)
+
+
+def test_batched_slide_inference_equals_mmseg_window_by_window():
+    from mmseg.models.segmentors.encoder_decoder import EncoderDecoder
+
+    cfg = Config.fromfile(str(TINY))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).eval()
+    x = torch.rand(2, 3, 150, 190)  # 3 x 3 windows of 80 at stride 64, the last ones flush with the border
+    metas = [dict(img_shape=(150, 190), ori_shape=(150, 190), pad_shape=(150, 190))] * 2
+    with torch.no_grad():
+        reference = EncoderDecoder.slide_inference(model, x, [dict(m) for m in metas])
+        for window_batch in (1, 4, 100):
+            model.test_cfg.window_batch = window_batch
+            torch.testing.assert_close(model.slide_inference(x, metas), reference, rtol=1e-4, atol=1e-5)
+        small = torch.rand(1, 3, 50, 70)  # smaller than one window: a single, smaller window
+        ref_small = EncoderDecoder.slide_inference(model, small, [dict(metas[0], img_shape=(50, 70))])
+        torch.testing.assert_close(model.slide_inference(small, [dict(metas[0], img_shape=(50, 70))]), ref_small)

@@ -9,7 +9,9 @@ Inference is plain EncoderDecoder (2-class logits, whole or slide mode), with on
 ``test_cfg.precision = "bf16"`` runs the network under bf16 autocast where the device runs bf16
 natively (CUDA since Ampere, CPUs with AVX512-BF16/AMX; elsewhere fp32). The logits are returned in
 fp32 either way, so resizing, flipping back and the softmax averaged over test-time augmentations
-are computed in fp32.
+are computed in fp32. Slide inference runs ``test_cfg.window_batch`` windows (default 8) through the
+network at once instead of one by one: the same windows, the same average, several times faster on
+CPUs (one 320x320 window at a time leaves most of oneDNN's parallelism unused).
 """
 from __future__ import annotations
 
@@ -60,3 +62,32 @@ class MSSGEncoderDecoder(EncoderDecoder):
         with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=bf16):
             seg_logits = super().inference(inputs, batch_img_metas)
         return seg_logits.float()
+
+    def slide_inference(self, inputs: Tensor, batch_img_metas: list[dict]) -> Tensor:
+        """mmseg's sliding-window inference (same windows, same overlap average), windows batched.
+
+        Returns ``(B, num_classes, H, W)`` logits averaged over the windows covering each pixel.
+        """
+        h_stride, w_stride = self.test_cfg.stride
+        h_crop, w_crop = self.test_cfg.crop_size
+        window_batch = max(1, int(self.test_cfg.get("window_batch", 8)))
+        batch_size, _, h_img, w_img = inputs.size()
+        h_grids = max(h_img - h_crop + h_stride - 1, 0) // h_stride + 1
+        w_grids = max(w_img - w_crop + w_stride - 1, 0) // w_stride + 1
+        boxes = []
+        for h_idx in range(h_grids):
+            for w_idx in range(w_grids):
+                y2, x2 = min(h_idx * h_stride + h_crop, h_img), min(w_idx * w_stride + w_crop, w_img)
+                boxes.append((max(y2 - h_crop, 0), y2, max(x2 - w_crop, 0), x2))
+        preds = inputs.new_zeros((batch_size, self.out_channels, h_img, w_img), dtype=torch.float32)
+        count = inputs.new_zeros((batch_size, 1, h_img, w_img), dtype=torch.float32)
+        for start in range(0, len(boxes), window_batch):
+            chunk = boxes[start:start + window_batch]
+            # every window has the same size: min(crop, image) in each dimension
+            crops = torch.cat([inputs[:, :, y1:y2, x1:x2] for y1, y2, x1, x2 in chunk], 0)
+            metas = [dict(batch_img_metas[0], img_shape=crops.shape[2:])] * crops.shape[0]
+            logits = self.encode_decode(crops, metas).float().split(batch_size, 0)
+            for (y1, y2, x1, x2), window in zip(chunk, logits, strict=True):
+                preds[:, :, y1:y2, x1:x2] += window
+                count[:, :, y1:y2, x1:x2] += 1
+        return preds / count
