@@ -17,6 +17,7 @@ import numpy as np
 import predict
 import pytest
 import torch
+from mmengine.config import Config
 
 from MSG.compat.safe_globals import check_checkpoint, mmengine_checkpoint_globals
 from SPM import SPM as spm_cli
@@ -54,6 +55,15 @@ def test_same_stem_is_refused_before_any_work(tmp_path, rng, capsys):
 
     rc = predict.main([str(TINY), str(tmp_path / "none.pth"), str(images), "--out", str(tmp_path / "pred")])
     assert rc == 2 and "overwrite" in capsys.readouterr().err  # refused before the checkpoint is even read
+
+    from MSG.engine.preflight import check_test_inputs
+
+    (tmp_path / "masks").mkdir()
+    cfg = Config.fromfile(str(TINY))
+    cfg.test_dataloader.dataset.data_root = str(tmp_path)
+    cfg.test_dataloader.dataset.data_prefix = dict(img_path="in", seg_map_path="masks")
+    with pytest.raises(InputError, match="overwrite"):  # tools/test.py --out names predictions by stem
+        check_test_inputs(cfg, str(tmp_path / "none.pth"))
 
 
 # ---- 2. checkpoints ----------------------------------------------------------------------------

@@ -23,7 +23,16 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from SPM.io import InputError, is_image_file, list_files, read_bgr, read_mask_for, write_csv, write_png
+from SPM.io import (
+    InputError,
+    check_unique_stems,
+    is_image_file,
+    list_files,
+    read_bgr,
+    read_mask_for,
+    write_csv,
+    write_png,
+)
 
 OFFICIAL_COUNTS = {"train": 85, "testA": 60, "testB": 20}
 NAME = re.compile(r"^(train|testA|testB)_(\d+)$")
@@ -44,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     src, dst = Path(args.src), Path(args.dst)
     try:
         files = [f for f in list_files(src) if is_image_file(f)]
+        check_unique_stems(f for f in files if NAME.match(f.stem))
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ import os.path as osp
 from typing import Any
 
 from MSG.compat.safe_globals import check_checkpoint
-from SPM.io import InputError
+from SPM.io import InputError, check_unique_stems, is_image_file, list_files
 
 
 def _check_dataset(dataloader: Any, role: str) -> None:
@@ -42,6 +42,10 @@ def check_train_inputs(cfg: Any) -> None:
 
 
 def check_test_inputs(cfg: Any, checkpoint: str) -> None:
-    """Test data and the checkpoint to test."""
+    """Test data (and, as ``--out`` names predictions after the image stems, no two images with one
+    stem) and the checkpoint to test."""
     _check_dataset(cfg.get("test_dataloader"), "test")
+    dataset = cfg.test_dataloader.get("dataset", {})
+    images = osp.join(dataset.get("data_root", "") or "", (dataset.get("data_prefix", {}) or {}).get("img_path", ""))
+    check_unique_stems(f for f in list_files(images) if is_image_file(f) and not f.stem.endswith("_anno"))
     check_checkpoint(checkpoint)
