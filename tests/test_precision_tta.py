@@ -88,6 +88,7 @@ def test_configs_precision_and_train_amp_flag():
     assert Config.fromfile(str(FAITHFUL)).optim_wrapper.type == "OptimWrapper"  # fp32 stays the faithful default
     cpu = Config.fromfile(str(CPU))
     assert cpu.optim_wrapper.type == "BF16OptimWrapper" and cpu.model.test_cfg.precision == "bf16"
+    assert tta_ratios(cpu.tta_pipeline) == [1.25, 2.0]  # the lighter CPU protocol (README, Results)
     args = train.parse_args([str(FAITHFUL), "--amp"])
     cfg = train.build_cfg(args)
     if not torch.cuda.is_available() or torch.cuda.is_bf16_supported():
