@@ -159,3 +159,21 @@ def test_batched_slide_inference_equals_mmseg_window_by_window():
         small = torch.rand(1, 3, 50, 70)  # smaller than one window: a single, smaller window
         ref_small = EncoderDecoder.slide_inference(model, small, [dict(metas[0], img_shape=(50, 70))])
         torch.testing.assert_close(model.slide_inference(small, [dict(metas[0], img_shape=(50, 70))]), ref_small)
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_cpu_config_channels_last_trains_in_fp32_and_bf16(bf16):
+    """The CPU config's model (1/4 width, channels-last) through a training step in both precisions."""
+    cfg = Config.fromfile(str(CPU))
+    cfg.model.data_preprocessor.size = (64, 64)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).train()
+    assert model.channels_last and model.backbone.conv1a.weight.is_contiguous(memory_format=torch.channels_last)
+    images, proposals = _batch()
+    wrapper = BF16OptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.005))
+    wrapper.bf16 = bf16
+    with wrapper.optim_context(model):
+        data = model.data_preprocessor(dict(inputs=images, data_samples=_samples(proposals)), True)
+        losses = model.loss(data["inputs"], data["data_samples"])
+    wrapper.update_params(sum(v for k, v in losses.items() if "loss" in k))
+    assert all(torch.isfinite(p).all() for p in model.parameters())
