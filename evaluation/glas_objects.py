@@ -51,14 +51,18 @@ def is_instance_map(mask: np.ndarray) -> bool:
     return int((values > 0).sum()) > 1
 
 
+def renumber_ids(mask: np.ndarray) -> np.ndarray:
+    """``(H, W)`` int64: the mask's positive values renumbered ``1..n`` in increasing order, 0 kept."""
+    values, inverse = np.unique(mask, return_inverse=True)
+    # np.unique sorts, so 0 (if present) maps to 0 and the positive ids to 1..n
+    return inverse.reshape(mask.shape) + (0 if values[0] == 0 else 1)
+
+
 def label_objects(mask: np.ndarray) -> np.ndarray:
     """Instance labels ``(H, W)`` int32, ``1..n``: the mask's own ids when it has several positive
     values (GlaS ``*_anno.bmp``), else 8-connected components of ``mask > 0`` (touching glands merge)."""
     if is_instance_map(mask):
-        values, inverse = np.unique(mask, return_inverse=True)
-        # np.unique sorts, so 0 (if present) maps to 0 and the positive ids to 1..n
-        offset = 0 if values[0] == 0 else 1
-        return (inverse.reshape(mask.shape) + offset).astype(np.int32)
+        return renumber_ids(mask).astype(np.int32)
     return ndimage.label(mask > 0, structure=_EIGHT)[0].astype(np.int32)
 
 

@@ -99,8 +99,10 @@ def prediction_folder(tta: bool, ratios: list[float] | None) -> str:
 def score(pred_dir: Path, masks: Path, hausdorff: bool, csv_path: Path) -> dict:
     """``tools/evaluate.py``'s metrics of a folder of masks/maps; per-image table to ``csv_path``."""
     summary, per_image, errors = evaluate(pred_dir, masks, hausdorff)
-    for line in [*errors, *summary["notices"]]:
-        print(f"{'error' if line in errors else 'note'}: {line}", file=sys.stderr)
+    for line in errors:
+        print(f"error: {line}", file=sys.stderr)
+    for line in summary["notices"]:
+        print(f"note: {line}", file=sys.stderr)
     write_csv(csv_path, per_image, PER_IMAGE_FIELDS)
     return summary
 
@@ -174,7 +176,9 @@ def run_variants(args: argparse.Namespace, configs: dict[str, Path]) -> list[dic
             run([sys.executable, "tools/train.py", str(config), "--work-dir", str(work_dir), "--resume",
                  "--cfg-options", *options, *args.cfg_options])
         pred = work_dir / prediction_folder(args.tta, args.tta_ratios)
-        tta_flags = ["--tta-ratios", *map(str, args.tta_ratios)] if args.tta_ratios else ["--tta"] if args.tta else []
+        tta_flags = ["--tta"] if args.tta else []
+        if args.tta_ratios:
+            tta_flags = ["--tta-ratios", *map(str, args.tta_ratios)]
         predict_start = time.perf_counter()
         run([sys.executable, "tools/predict.py", str(config), str(checkpoint), str(args.images), "--out", str(pred),
              *tta_flags])

@@ -12,6 +12,7 @@ reports missing/unexpected keys (the MSG embedding branch is new, so it is expec
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 
@@ -19,8 +20,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from MSG.compat.safe_globals import allow_mmengine_checkpoints, check_checkpoint
-from SPM.io import InputError
+from MSG.compat.safe_globals import check_checkpoint
+from SPM.io import InputError, write_bytes
 
 HEAD_PREFIXES = ("backbone.", "decode_head.", "auxiliary_head.", "neck.")
 
@@ -59,7 +60,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dst")
     p.add_argument("--config", help="report missing/unexpected keys against this model config")
     args = p.parse_args(argv)
-    allow_mmengine_checkpoints()
     try:
         ckpt = check_checkpoint(args.src)
         try:
@@ -69,10 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    Path(args.dst).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(args.dst).with_name(f".{Path(args.dst).name}.tmp")
-    torch.save(converted, tmp)
-    tmp.replace(args.dst)
+    buffer = io.BytesIO()
+    torch.save(converted, buffer)
+    write_bytes(args.dst, buffer.getvalue())
     print(f"wrote {args.dst}: {len(converted['state_dict'])} tensors")
     if args.config:
         missing, unexpected = check_against_config(converted["state_dict"], args.config)

@@ -41,8 +41,8 @@ def gland_mask(path: Path, raw: np.ndarray, threshold: float | None, proposals: 
     """Boolean gland mask of a prediction (or proposal map) read from ``path``.
 
     Without ``threshold`` the map must be binary (0 and one gland value, e.g. 0/255 or 0/1), or, when
-    ``proposals``, a proposal map (0/1/2, or the original SPM's 0/127/254); a probability map or an overlay passed by
-    mistake is refused instead of being scored. With ``threshold``: gland = value > threshold.
+    ``proposals``, a proposal map (0/1/2, or the original SPM's 0/127/254); a probability map or an
+    overlay passed by mistake is refused instead of being scored. With ``threshold``: gland = value > threshold.
     """
     if threshold is not None:
         return raw > threshold
@@ -50,7 +50,9 @@ def gland_mask(path: Path, raw: np.ndarray, threshold: float | None, proposals: 
     if (values > 0).sum() <= 1 or (proposals and any(set(values.tolist()) <= e for e in PROPOSAL_ENCODINGS)):
         return raw > 0
     shown = ", ".join(map(str, values[:6].tolist())) + (", ..." if len(values) > 6 else "")
-    expected = "a binary mask or a 0/1/2 proposal map" if proposals else "a binary mask (0 and one gland value)"
+    expected = "a binary mask (0 and one gland value)"
+    if proposals:
+        expected = "a binary mask or a 0/1/2 (or 0/127/254) proposal map"
     raise InputError(path, f"{len(values)} distinct values ({shown}), expected {expected}; "
                            "pass --threshold T to score value > T as gland")
 

@@ -23,6 +23,7 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from evaluation.glas_objects import renumber_ids
 from SPM.io import (
     InputError,
     check_unique_stems,
@@ -39,9 +40,8 @@ NAME = re.compile(r"^(train|testA|testB)_(\d+)$")
 
 
 def instance_mask(anno: np.ndarray) -> np.ndarray:
-    """The annotation's instance ids renumbered 1..n in order of their values (0 stays background)."""
-    values, inverse = np.unique(anno, return_inverse=True)
-    ids = inverse.reshape(anno.shape) + (0 if values[0] == 0 else 1)
+    """The annotation's instance ids renumbered 1..n (0 stays background), as uint8 or uint16 PNG data."""
+    ids = renumber_ids(anno)
     return ids.astype(np.uint8 if ids.max() < 256 else np.uint16)
 
 

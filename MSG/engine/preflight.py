@@ -10,14 +10,18 @@ from MSG.compat.safe_globals import check_checkpoint
 from SPM.io import InputError, check_unique_stems, is_image_file, list_files
 
 
+def _dataset_folder(dataloader: Any, key: str) -> str:
+    """The folder ``data_root/data_prefix[key]`` of a dataloader config's dataset."""
+    dataset = dataloader.get("dataset", {})
+    prefixes = dataset.get("data_prefix", {}) or {}
+    return osp.join(dataset.get("data_root", "") or "", prefixes.get(key, "") or "")
+
+
 def _check_dataset(dataloader: Any, role: str) -> None:
     if not dataloader:
         return
-    dataset = dataloader.get("dataset", {})
-    root = dataset.get("data_root", "") or ""
-    prefixes = dataset.get("data_prefix", {}) or {}
     for key in ("img_path", "seg_map_path"):
-        folder = osp.join(root, prefixes.get(key, "") or "")
+        folder = _dataset_folder(dataloader, key)
         if not osp.isdir(folder):
             raise InputError(folder, f"{role} data folder not found (see glas/README.md)")
 
@@ -45,7 +49,6 @@ def check_test_inputs(cfg: Any, checkpoint: str) -> None:
     """Test data (and, as ``--out`` names predictions after the image stems, no two images with one
     stem) and the checkpoint to test."""
     _check_dataset(cfg.get("test_dataloader"), "test")
-    dataset = cfg.test_dataloader.get("dataset", {})
-    images = osp.join(dataset.get("data_root", "") or "", (dataset.get("data_prefix", {}) or {}).get("img_path", ""))
+    images = _dataset_folder(cfg.test_dataloader, "img_path")
     check_unique_stems(f for f in list_files(images) if is_image_file(f) and not f.stem.endswith("_anno"))
     check_checkpoint(checkpoint)
