@@ -6,7 +6,10 @@
   what the CPU configs train with), with and without channels-last, target >= 2.5x on a CPU with AMX.
 
     python bench/msg_step.py [--config configs/pspnet_mssg/pspnet_wres38w025-d8_2k_histo_cpu.py]
-                             [--steps 6 --warmup 2 --batch 8 --size 256]
+                             [--steps 6 --warmup 2 --batch 8 --size 256] [--device cuda]
+
+On CUDA it also prints each run's peak GPU memory; on any device, the loss of every step of MSG fp32
+beside MSG bf16 (same initial weights, same batch), so that one can see bf16 track fp32.
 
 All models see the same random batch (images and 0/1/2 proposal maps); steps alternate between
 the models so that machine load drifts affect all alike. Each step is what the runner does:
@@ -34,7 +37,7 @@ from mmseg.structures import SegDataSample  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
 
 
-def build(cfg: Config, msg: bool, bf16: bool, channels_last: bool = False):
+def build(cfg: Config, msg: bool, bf16: bool, channels_last: bool = False, device: str = "cpu"):
     from mmengine.optim import OptimWrapper
 
     from MSG.engine.optim_wrapper import BF16OptimWrapper
@@ -44,7 +47,7 @@ def build(cfg: Config, msg: bool, bf16: bool, channels_last: bool = False):
     if not msg:
         model_cfg.decode_head = dict(model_cfg.decode_head, variation=None, omission=None)
     torch.manual_seed(0)
-    model = MODELS.build(model_cfg).train()
+    model = MODELS.build(model_cfg).to(device).train()
     model.current_iter = 10**9  # Omission active
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     return model, (BF16OptimWrapper(optimizer=optimizer) if bf16 else OptimWrapper(optimizer=optimizer))
@@ -57,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--size", type=int, default=256)
+    p.add_argument("--device", default="cpu", help="cpu | cuda (the full-width config fits one GPU)")
     args = p.parse_args(argv)
+    cuda = args.device.startswith("cuda")
     register_all_modules(init_default_scope=True)
     cfg = Config.fromfile(args.config)
     torch.manual_seed(0)
@@ -69,21 +74,35 @@ def main(argv: list[str] | None = None) -> int:
     proposals[:, s // 4 : s // 4 + s // 16, s // 4 : 3 * s // 4] = 1
     samples = [SegDataSample(gt_sem_seg=PixelData(data=pp[None]), metainfo=dict(img_shape=(s, s), ori_shape=(s, s)))
                for pp in proposals]
-    runs = {"plain CE fp32": build(cfg, msg=False, bf16=False), "MSG fp32": build(cfg, msg=True, bf16=False),
-            "MSG bf16": build(cfg, msg=True, bf16=True),
-            "MSG bf16 channels-last": build(cfg, msg=True, bf16=True, channels_last=True)}
+    samples = [d.to(args.device) for d in samples]
+    images = images.to(args.device)
+    runs = {"plain CE fp32": build(cfg, msg=False, bf16=False, device=args.device),
+            "MSG fp32": build(cfg, msg=True, bf16=False, device=args.device),
+            "MSG bf16": build(cfg, msg=True, bf16=True, device=args.device),
+            "MSG bf16 channels-last": build(cfg, msg=True, bf16=True, channels_last=True, device=args.device)}
     if not runs["MSG bf16"][1].bf16:
         print("warning: this machine has no native bf16; the bf16 run trains in fp32")
     times: dict[str, list[float]] = {k: [] for k in runs}
+    step_losses: dict[str, list[float]] = {k: [] for k in runs}
+    peak_gib: dict[str, float] = dict.fromkeys(runs, 0.0)
     for step in range(args.warmup + args.steps):
         for name, (model, wrapper) in runs.items():
+            if cuda:
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            torch.manual_seed(step)  # the same dropout masks for every run at this step
             start = time.perf_counter()
             with wrapper.optim_context(model):
                 data = model.data_preprocessor(dict(inputs=list(images.to(torch.uint8)), data_samples=samples), True)
                 losses = model.loss(data["inputs"], data["data_samples"])
-            wrapper.update_params(sum(v for k, v in losses.items() if "loss" in k))
+            loss = sum(v for k, v in losses.items() if "loss" in k)
+            wrapper.update_params(loss)
+            if cuda:
+                torch.cuda.synchronize()
+                peak_gib[name] = max(peak_gib[name], torch.cuda.max_memory_allocated() / 2**30)
             if step >= args.warmup:
                 times[name].append(time.perf_counter() - start)
+            step_losses[name].append(float(loss.detach()))
     ce, msg, bf16, bf16_cl = (statistics.median(times[k]) for k in runs)
     print(f"config {Path(args.config).name}, batch {args.batch}x{args.size}^2, {torch.get_num_threads()} threads, "
           f"median of {args.steps} steps")
@@ -92,6 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"MSG fp32: {msg:.3f} s/step   MSG bf16: {bf16:.3f} s/step   MSG bf16 channels-last: {bf16_cl:.3f} s/step")
     print(f"channels-last speed-up in bf16: {bf16 / bf16_cl:.2f}x")
     print(f"bf16 speed-up: {msg / min(bf16, bf16_cl):.2f}x (target >= 2.5x; fp32 vs the faster bf16 layout)")
+    if cuda:
+        print("peak GPU memory per step: " + "   ".join(f"{k}: {v:.2f} GiB" for k, v in peak_gib.items()))
+    fp32_losses, bf16_losses = step_losses["MSG fp32"], step_losses["MSG bf16"]
+    rel = [abs(b - f) / max(abs(f), 1e-12) for f, b in zip(fp32_losses, bf16_losses, strict=True)]
+    print("MSG loss per step, fp32 / bf16: "
+          + "  ".join(f"{f:.4f}/{b:.4f}" for f, b in zip(fp32_losses, bf16_losses, strict=True))
+          + f"   max relative difference {max(rel):.2%}")
     return 0
 
 

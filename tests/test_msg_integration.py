@@ -22,6 +22,7 @@ from make_synthetic_glas import make_synthetic_image
 from MSG.compat.safe_globals import allow_mmengine_checkpoints
 from SPM import SPM as spm_cli
 from SPM.io import read_mask, write_png
+from SPM.select import remove_small_holes
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "data" / "tiny_mssg_cpu.py"
@@ -83,6 +84,15 @@ def test_train_resume_test_predict_evaluate(patches, tmp_path, capsys):
     # predict.py --tta and tools/test.py --tta run the same tta_pipeline through SegTTAModel
     np.testing.assert_array_equal(mask > 0, read_mask(tmp_path / "test_out" / "syn_0.png") > 0)
     assert (out / "overlays" / "syn_0.png").is_file()
+    # --fill-holes applies SPM's hole rule to each mask; below AREA=10**6 every background component of a
+    # 96x128 mask is a "hole" (as in skimage), so any predicted gland fills the whole image
+    filled = tmp_path / "filled"
+    for area in (40, 10**6):
+        assert predict.main([str(TINY), str(work / "iter_4.pth"), str(patches / "glas" / "images"), "--out",
+                             str(filled / str(area)), "--tta", "--device", "cpu", "--fill-holes", str(area)]) == 0
+        np.testing.assert_array_equal(read_mask(filled / str(area) / "masks" / "syn_0.png") > 0,
+                                      remove_small_holes(mask > 0, area))
+    assert mask.any() and (read_mask(filled / str(10**6) / "masks" / "syn_0.png") > 0).all()
     capsys.readouterr()
     assert evaluate.main([str(out / "masks"), str(patches / "glas" / "masks")]) == 0
     assert "obj_F1" in capsys.readouterr().out

@@ -54,11 +54,13 @@ def plot(runs: dict[str, dict[str, list[tuple[int, float]]]], keys: list[str]) -
     cols = min(3, len(keys))
     rows = -(-len(keys) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+    # one colour per run in every panel, also where a run lacks a key
+    colors = {label: f"C{i}" for i, label in enumerate(runs)}
     for ax, key in zip(axes.flat, keys, strict=False):
         for label, curves in runs.items():
             if key in curves:
                 steps, values = zip(*curves[key], strict=True)
-                ax.plot(steps, values, label=label, linewidth=1.2)
+                ax.plot(steps, values, label=label, color=colors[label], linewidth=1.2)
         ax.set_title(key, fontsize=10)
         ax.set_xlabel("iteration", fontsize=8)
         ax.tick_params(labelsize=8)

@@ -1,0 +1,178 @@
+"""SGSCN command line: cluster every image of a folder and turn the clusters into a gland pseudo-mask.
+
+    python baselines/SGSCN.py --train_image_path DIR --output_root work_dirs/sgscn
+
+Outputs, under ``OUTPUT_ROOT/``:
+
+* ``pseudo_mask/NAME.png``   uint8 0 background / 1 gland: the darkest cluster with more than
+                             ``--min_pixels`` pixels (label-free; a proposal map for MSG, 1 = gland)
+* ``cluster_id/NAME.png``    the raw cluster ids (argmax channels; uint8, uint16 above 256 channels),
+                             the input of ``baselines/oracle_eval.py``
+* ``cluster_label/NAME.png`` colour map of the clusters
+* ``summary.csv``            one row per image (status, clusters, iterations run, selected cluster,
+                             gland fraction, seconds, warnings)
+
+Method and differences from the original code: ``baselines/sgscn_clustering.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as `python baselines/SGSCN.py`: import from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from baselines.sgscn_clustering import SGSCNConfig, SGSCNTrainer, select_gland_cluster
+from SPM.cli import exit_cleanly_on_sigterm, int_at_least
+from SPM.io import (
+    InputError,
+    check_unique_stems,
+    check_writable,
+    is_image_file,
+    list_files,
+    read_bgr,
+    read_csv,
+    remove_stale_temp_files,
+    write_csv,
+    write_png,
+)
+from SPM.pipeline import image_to_tensor
+from SPM.SPM import resolve_device
+from SPM.visualize import colorize_clusters
+
+SUMMARY_FIELDS = (
+    "image", "status", "height", "width", "n_clusters", "iterations", "selected_cluster",
+    "cluster_mean_gray", "gland_fraction", "seconds", "warnings",
+)
+OUTPUTS = ("pseudo_mask", "cluster_id", "cluster_label")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="SGSCN (Ahn et al., MICCAI 2021): per-image self-supervised clustering")
+    p.add_argument("--train_image_path", required=True, help="folder of H&E images (.bmp .png .tif .jpg)")
+    p.add_argument("--output_root", default="work_dirs/sgscn", help="output folder")
+    p.add_argument("--nChannel", type=int_at_least(2), default=100, help="channels of CSNet (= most clusters)")
+    p.add_argument("--nConv", type=int_at_least(1), default=2, help="number of 3x3 conv blocks in CSNet")
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--maxIter", type=int_at_least(1), default=50, help="most optimisation steps per image")
+    p.add_argument("--minLabels", type=int_at_least(0), default=3,
+                   help="stop after the step whose forward had at most this many distinct labels (0: never)")
+    p.add_argument("--stepsize_ce", type=float, default=1.0, help="weight of the argmax CE loss")
+    p.add_argument("--stepsize_con", "--stepsize_ss", dest="stepsize_con", type=float, default=5.0,
+                   help="weight of the spatial continuity loss (the original's --stepsize_ss)")
+    p.add_argument("--no-center", dest="center", action="store_false",
+                   help="without the centre (context-based consistency) loss, the original script's default")
+    p.add_argument("--center-softmax", action="store_true",
+                   help="variant: centre loss on a per-channel softmax over pixels instead of (o + 1e-3) / sum")
+    p.add_argument("--min_pixels", type=int_at_least(0), default=10000,
+                   help="the gland cluster must have more pixels than this")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--seed", type=int, default=0, help="seeds each image's CSNet init (the original was unseeded)")
+    p.add_argument("--exact", action="store_true", help="fp32 eager reference path (default: bf16 where native)")
+    p.add_argument("--skip_existing", action="store_true",
+                   help="skip images whose pseudo_mask already exists (resume a run)")
+    args = p.parse_args(argv)
+    if args.center_softmax and not args.center:
+        p.error("--center-softmax needs the centre loss (drop --no-center)")
+    return args
+
+
+def compact_ids(labels: np.ndarray) -> np.ndarray:
+    """Cluster ids renumbered 0..k-1 in id order (distinct colours for the first 15 clusters)."""
+    return np.unique(labels, return_inverse=True)[1].reshape(labels.shape)
+
+
+def _save_summary(path: Path, rows: list[dict]) -> None:
+    """Rows of this run replace earlier rows of the same image; other earlier rows are kept (resume)."""
+    merged = {r["image"]: r for r in read_csv(path)} if path.exists() else {}
+    merged.update({r["image"]: r for r in rows})
+    write_csv(path, [merged[k] for k in sorted(merged)], SUMMARY_FIELDS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    exit_cleanly_on_sigterm()
+    root = Path(args.output_root)
+    out = {k: root / k for k in OUTPUTS}
+    try:
+        device = resolve_device(args.device, 0)
+        files = list_files(args.train_image_path)
+        if not files:
+            raise InputError(args.train_image_path, "no files found")
+        check_unique_stems(f for f in files if is_image_file(f))
+        for d in [root, *out.values()]:
+            check_writable(d)
+            remove_stale_temp_files(d)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+    cfg = SGSCNConfig(
+        n_channels=args.nChannel, n_conv=args.nConv, max_iter=args.maxIter, min_labels=args.minLabels,
+        lr=args.lr, stepsize_ce=args.stepsize_ce, stepsize_con=args.stepsize_con,
+        center=args.center, center_softmax=args.center_softmax,
+    )
+    trainer = SGSCNTrainer(cfg, device, exact=args.exact)
+    id_dtype = np.uint8 if cfg.n_channels <= 256 else np.uint16
+    summary = root / "summary.csv"
+    rows: list[dict] = []
+    n_done = n_skipped = n_failed = 0
+    start = time.perf_counter()
+    bar = tqdm(files, disable=None, dynamic_ncols=True, unit="img")
+    for path in bar:
+        name = path.stem
+        target = out["pseudo_mask"] / f"{name}.png"
+        if args.skip_existing and target.exists():
+            n_skipped += 1
+            continue
+        bar.set_postfix_str(name)
+
+        def on_step(it: int, loss: float, n_labels: int, name: str = name) -> None:
+            bar.set_postfix_str(f"{name} step {it + 1}/{cfg.max_iter} loss {loss:.3f} labels {n_labels}",
+                                refresh=False)
+
+        t0 = time.perf_counter()
+        try:
+            image, notes = read_bgr(path)
+            result = trainer.fit(image_to_tensor(image), seed=args.seed, on_step=on_step)
+            labels = result.labels
+            selection = select_gland_cluster(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), labels, args.min_pixels)
+            mask = labels == selection.cluster
+            notes += result.warnings + ([selection.warning] if selection.warning else [])
+            write_png(out["cluster_id"] / f"{name}.png", labels.astype(id_dtype))
+            write_png(out["cluster_label"] / f"{name}.png", colorize_clusters(compact_ids(labels)))
+            write_png(target, mask.astype(np.uint8))  # last: its presence marks the image as done
+        except (InputError, OSError, RuntimeError, ValueError) as err:
+            msg = str(err) if isinstance(err, InputError) else f"{path}: {err.__class__.__name__}: {err}"
+            tqdm.write(f"error: {msg.splitlines()[0]}", file=sys.stderr)
+            rows.append({"image": name, "status": "failed", "warnings": msg.splitlines()[0]})
+            n_failed += 1
+            _save_summary(summary, rows)
+            continue
+        for note in notes:
+            tqdm.write(f"warning: {path}: {note}", file=sys.stderr)
+        rows.append({
+            "image": name, "status": "ok", "height": labels.shape[0], "width": labels.shape[1],
+            "n_clusters": len(np.unique(labels)), "iterations": result.iterations,
+            "selected_cluster": selection.cluster, "cluster_mean_gray": f"{selection.mean_gray:.3f}",
+            "gland_fraction": f"{mask.mean():.5f}", "seconds": f"{time.perf_counter() - t0:.2f}",
+            "warnings": "; ".join(notes),
+        })
+        n_done += 1
+        _save_summary(summary, rows)  # after every image, so an interrupted run keeps what it finished
+    bar.close()
+    print(
+        f"SGSCN {n_done} done, {n_skipped} skipped, {n_failed} failed of {len(files)} files in "
+        f"{time.perf_counter() - start:.1f} s; pseudo-masks in {out['pseudo_mask']}, summary in {summary}"
+    )
+    return 1 if n_failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
