@@ -30,12 +30,10 @@ from tqdm import tqdm
 from SPM.cli import exit_cleanly_on_sigterm, int_at_least
 from SPM.io import (
     InputError,
-    check_unique_stems,
-    check_writable,
+    error_line,
     is_image_file,
-    list_files,
-    read_csv,
-    remove_stale_temp_files,
+    merge_summary,
+    prepare_batch,
     write_csv,
     write_png,
 )
@@ -98,16 +96,6 @@ def output_dirs(root: Path, args: argparse.Namespace) -> dict[str, Path]:
     return {k: base / k for k in ("gland_proposal", "border_proposal", "cluster_label", "overlay")} | {"base": base}
 
 
-def _merge_summaries(summary: Path, parts: list[Path], rows: list[dict]) -> None:
-    """Rows of this run replace earlier rows of the same image; others are kept (resume)."""
-    merged: dict[str, dict] = {}
-    for src in [summary, *parts]:
-        if src.exists():
-            merged.update({r["image"]: r for r in read_csv(src)})
-    merged.update({r["image"]: r for r in rows})
-    write_csv(summary, [merged[k] for k in sorted(merged)], SUMMARY_FIELDS)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     exit_cleanly_on_sigterm()
@@ -117,13 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     out = output_dirs(Path(args.output_root), args)
     try:
         device = resolve_device(args.device, local_rank)
-        files = list_files(args.train_image_path)
-        if not files:
-            raise InputError(args.train_image_path, "no files found")
-        check_unique_stems(f for f in files if is_image_file(f))
-        for d in out.values():
-            check_writable(d)
-            remove_stale_temp_files(d)
+        files = prepare_batch(args.train_image_path, out.values())
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -142,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def save_rows() -> None:
         if world == 1:
-            _merge_summaries(summary, [], rows)
+            merge_summary(summary, rows, SUMMARY_FIELDS)
         else:
             write_csv(rank_part, rows, SUMMARY_FIELDS)
 
@@ -173,9 +155,9 @@ def main(argv: list[str] | None = None) -> int:
             write_png(out["overlay"] / f"{name}.png", overlay_proposal(mined.image, prop.proposal_map))
             write_png(target, prop.proposal_map)  # last: its presence marks the image as done
         except (InputError, OSError, RuntimeError, ValueError) as err:
-            msg = str(err) if isinstance(err, InputError) else f"{path}: {err.__class__.__name__}: {err}"
-            tqdm.write(f"error: {msg.splitlines()[0]}", file=sys.stderr)
-            rows.append({"image": name, "status": "failed", "warnings": msg.splitlines()[0]})
+            line = error_line(path, err)
+            tqdm.write(f"error: {line}", file=sys.stderr)
+            rows.append({"image": name, "status": "failed", "warnings": line})
             n_failed += 1
             save_rows()
             continue
@@ -200,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         dist.barrier()
         if rank == 0:
             parts = [out["base"] / f".summary.rank{r}.csv" for r in range(world)]
-            _merge_summaries(summary, parts, [])
+            merge_summary(summary, [], SUMMARY_FIELDS, parts)
             for p in parts:
                 p.unlink(missing_ok=True)
         dist.barrier()

@@ -270,6 +270,39 @@ def check_unique_stems(files: Iterable[str | os.PathLike]) -> None:
         seen[f.stem] = f
 
 
+def prepare_batch(image_folder: str | os.PathLike, out_dirs: Iterable[str | os.PathLike]) -> list[Path]:
+    """The files of a per-image batch job (SPM, SGSCN), checked before any work starts: the folder has
+    files, no two images share a stem, every output folder is writable; temp files that dead writers
+    left there are removed. Raises InputError."""
+    files = list_files(image_folder)
+    if not files:
+        raise InputError(image_folder, "no files found")
+    check_unique_stems(f for f in files if is_image_file(f))
+    for folder in out_dirs:
+        check_writable(folder)
+        remove_stale_temp_files(folder)
+    return files
+
+
+def error_line(path: str | os.PathLike, err: Exception) -> str:
+    """One line for a batch job's log: an InputError already names its file; others get it prepended."""
+    msg = str(err) if isinstance(err, InputError) else f"{path}: {err.__class__.__name__}: {err}"
+    return msg.splitlines()[0] if msg else str(path)
+
+
+def merge_summary(
+    summary: str | os.PathLike, rows: list[dict], fieldnames: Sequence[str], parts: Iterable[Path] = ()
+) -> None:
+    """Write ``summary`` as its earlier rows, then ``parts``' rows, then ``rows``, one row per image (a
+    later row replaces an earlier one of the same image: a resumed run keeps what it did not redo)."""
+    merged: dict[str, dict] = {}
+    for src in [Path(summary), *parts]:
+        if src.exists():
+            merged.update({r["image"]: r for r in read_csv(src)})
+    merged.update({r["image"]: r for r in rows})
+    write_csv(summary, [merged[k] for k in sorted(merged)], fieldnames)
+
+
 def find_ground_truth(gt_dir: str | os.PathLike, stem: str) -> Path:
     """The mask of image ``stem`` in ``gt_dir``: ``stem.<ext>`` or the official GlaS ``stem_anno.<ext>``."""
     gt_dir = Path(gt_dir)

@@ -32,14 +32,10 @@ from baselines.sgscn_clustering import SGSCNConfig, SGSCNTrainer, select_gland_c
 from SPM.cli import exit_cleanly_on_sigterm, int_at_least
 from SPM.io import (
     InputError,
-    check_unique_stems,
-    check_writable,
-    is_image_file,
-    list_files,
+    error_line,
+    merge_summary,
+    prepare_batch,
     read_bgr,
-    read_csv,
-    remove_stale_temp_files,
-    write_csv,
     write_png,
 )
 from SPM.pipeline import image_to_tensor
@@ -88,13 +84,6 @@ def compact_ids(labels: np.ndarray) -> np.ndarray:
     return np.unique(labels, return_inverse=True)[1].reshape(labels.shape)
 
 
-def _save_summary(path: Path, rows: list[dict]) -> None:
-    """Rows of this run replace earlier rows of the same image; other earlier rows are kept (resume)."""
-    merged = {r["image"]: r for r in read_csv(path)} if path.exists() else {}
-    merged.update({r["image"]: r for r in rows})
-    write_csv(path, [merged[k] for k in sorted(merged)], SUMMARY_FIELDS)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     exit_cleanly_on_sigterm()
@@ -102,13 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {k: root / k for k in OUTPUTS}
     try:
         device = resolve_device(args.device, 0)
-        files = list_files(args.train_image_path)
-        if not files:
-            raise InputError(args.train_image_path, "no files found")
-        check_unique_stems(f for f in files if is_image_file(f))
-        for d in [root, *out.values()]:
-            check_writable(d)
-            remove_stale_temp_files(d)
+        files = prepare_batch(args.train_image_path, [root, *out.values()])
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -149,11 +132,11 @@ def main(argv: list[str] | None = None) -> int:
             write_png(out["cluster_label"] / f"{name}.png", colorize_clusters(compact_ids(labels)))
             write_png(target, mask.astype(np.uint8))  # last: its presence marks the image as done
         except (InputError, OSError, RuntimeError, ValueError) as err:
-            msg = str(err) if isinstance(err, InputError) else f"{path}: {err.__class__.__name__}: {err}"
-            tqdm.write(f"error: {msg.splitlines()[0]}", file=sys.stderr)
-            rows.append({"image": name, "status": "failed", "warnings": msg.splitlines()[0]})
+            line = error_line(path, err)
+            tqdm.write(f"error: {line}", file=sys.stderr)
+            rows.append({"image": name, "status": "failed", "warnings": line})
             n_failed += 1
-            _save_summary(summary, rows)
+            merge_summary(summary, rows, SUMMARY_FIELDS)
             continue
         for note in notes:
             tqdm.write(f"warning: {path}: {note}", file=sys.stderr)
@@ -165,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             "warnings": "; ".join(notes),
         })
         n_done += 1
-        _save_summary(summary, rows)  # after every image, so an interrupted run keeps what it finished
+        merge_summary(summary, rows, SUMMARY_FIELDS)  # after every image: an interrupted run keeps what it did
     bar.close()
     print(
         f"SGSCN {n_done} done, {n_skipped} skipped, {n_failed} failed of {len(files)} files in "

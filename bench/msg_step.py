@@ -37,7 +37,8 @@ from mmseg.structures import SegDataSample  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
 
 
-def build(cfg: Config, msg: bool, bf16: bool, channels_last: bool = False, device: str = "cpu"):
+def build(cfg: Config, msg: bool, bf16: bool, channels_last: bool = False, device: str = "cpu",
+          compile: bool = False):
     from mmengine.optim import OptimWrapper
 
     from MSG.engine.optim_wrapper import BF16OptimWrapper
@@ -48,6 +49,10 @@ def build(cfg: Config, msg: bool, bf16: bool, channels_last: bool = False, devic
         model_cfg.decode_head = dict(model_cfg.decode_head, variation=None, omission=None)
     torch.manual_seed(0)
     model = MODELS.build(model_cfg).to(device).train()
+    if compile:
+        # the network's forward (and with it its backward); losses, MSG's grouping and the SGD step stay eager
+        for name in ("backbone", "decode_head", "auxiliary_head"):
+            setattr(model, name, torch.compile(getattr(model, name)))
     model.current_iter = 10**9  # Omission active
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     return model, (BF16OptimWrapper(optimizer=optimizer) if bf16 else OptimWrapper(optimizer=optimizer))
@@ -61,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--device", default="cpu", help="cpu | cuda (the full-width config fits one GPU)")
+    p.add_argument("--compile", action="store_true",
+                   help="also time bf16 + channels-last with torch.compile (first step = warm-up, reported apart)")
     args = p.parse_args(argv)
     cuda = args.device.startswith("cuda")
     register_all_modules(init_default_scope=True)
@@ -80,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             "MSG fp32": build(cfg, msg=True, bf16=False, device=args.device),
             "MSG bf16": build(cfg, msg=True, bf16=True, device=args.device),
             "MSG bf16 channels-last": build(cfg, msg=True, bf16=True, channels_last=True, device=args.device)}
+    if args.compile:
+        runs["MSG bf16 channels-last compiled"] = build(cfg, msg=True, bf16=True, channels_last=True,
+                                                        device=args.device, compile=True)
+    first_step: dict[str, float] = {}
     if not runs["MSG bf16"][1].bf16:
         print("warning: this machine has no native bf16; the bf16 run trains in fp32")
     times: dict[str, list[float]] = {k: [] for k in runs}
@@ -100,10 +111,12 @@ def main(argv: list[str] | None = None) -> int:
             if cuda:
                 torch.cuda.synchronize()
                 peak_gib[name] = max(peak_gib[name], torch.cuda.max_memory_allocated() / 2**30)
+            if step == 0:
+                first_step[name] = time.perf_counter() - start
             if step >= args.warmup:
                 times[name].append(time.perf_counter() - start)
             step_losses[name].append(float(loss.detach()))
-    ce, msg, bf16, bf16_cl = (statistics.median(times[k]) for k in runs)
+    ce, msg, bf16, bf16_cl = (statistics.median(times[k]) for k in list(runs)[:4])
     print(f"config {Path(args.config).name}, batch {args.batch}x{args.size}^2, {torch.get_num_threads()} threads, "
           f"median of {args.steps} steps")
     print(f"plain CE: {ce:.3f} s/step   MSG (Variation + Omission): {msg:.3f} s/step   "
@@ -111,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"MSG fp32: {msg:.3f} s/step   MSG bf16: {bf16:.3f} s/step   MSG bf16 channels-last: {bf16_cl:.3f} s/step")
     print(f"channels-last speed-up in bf16: {bf16 / bf16_cl:.2f}x")
     print(f"bf16 speed-up: {msg / min(bf16, bf16_cl):.2f}x (target >= 2.5x; fp32 vs the faster bf16 layout)")
+    if args.compile:
+        compiled = statistics.median(times["MSG bf16 channels-last compiled"])
+        warm = first_step["MSG bf16 channels-last compiled"] - first_step["MSG bf16 channels-last"]
+        print(f"MSG bf16 channels-last compiled: {compiled:.3f} s/step (first step {warm:+.1f} s over eager: the "
+              f"compile warm-up); speed-up over fp32 {msg / compiled:.2f}x, over eager bf16 {bf16_cl / compiled:.2f}x")
     if cuda:
         print("peak GPU memory per step: " + "   ".join(f"{k}: {v:.2f} GiB" for k, v in peak_gib.items()))
     fp32_losses, bf16_losses = step_losses["MSG fp32"], step_losses["MSG bf16"]

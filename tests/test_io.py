@@ -111,3 +111,32 @@ def test_unwritable_output_is_reported(tmp_path):
     blocker.write_text("x")
     with pytest.raises(InputError, match="not writable"):
         check_writable(Path(blocker) / "sub")
+
+
+def test_merge_summary_keeps_unredone_rows_and_lets_later_rows_win(tmp_path):
+    from SPM.io import merge_summary, read_csv, write_csv
+
+    summary, part = tmp_path / "summary.csv", tmp_path / ".part.csv"
+    write_csv(summary, [{"image": "a", "status": "failed"}, {"image": "b", "status": "ok"}], ("image", "status"))
+    write_csv(part, [{"image": "c", "status": "ok"}, {"image": "a", "status": "ok"}], ("image", "status"))
+    merge_summary(summary, [{"image": "b", "status": "failed"}], ("image", "status"), [part])
+    assert read_csv(summary) == [{"image": "a", "status": "ok"}, {"image": "b", "status": "failed"},
+                                 {"image": "c", "status": "ok"}]
+
+
+def test_prepare_batch_checks_before_any_work(tmp_path):
+    from SPM.io import InputError, error_line, prepare_batch
+
+    images, out = tmp_path / "images", tmp_path / "out"
+    images.mkdir()
+    with pytest.raises(InputError, match="no files found"):
+        prepare_batch(images, [out])
+    (images / "a.png").write_bytes(b"x")
+    (images / "a.jpg").write_bytes(b"x")
+    with pytest.raises(InputError, match="same name"):
+        prepare_batch(images, [out])
+    (images / "a.jpg").unlink()
+    assert prepare_batch(images, [out / "x", out / "y"]) == [images / "a.png"]
+    assert (out / "x").is_dir() and (out / "y").is_dir()
+    assert error_line(images / "a.png", ValueError("bad\nmore")) == f"{images / 'a.png'}: ValueError: bad"
+    assert error_line("ignored", InputError(images / "a.png", "broken")).startswith(str(images / "a.png"))
