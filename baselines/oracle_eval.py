@@ -1,6 +1,11 @@
 """ORACLE score of cluster maps: pooled mIoU / Dice after mapping each image's clusters by majority vote.
 
     python baselines/oracle_eval.py CLUSTER_ID_DIR GT_DIR [--csv per_image.csv]
+    python baselines/oracle_eval.py CLUSTER_ID_DIR GT_DIR --set-level [--oracle majority|hungarian]
+
+``--set-level`` (for cluster ids that are global over the set, as PiCIE's) maps each cluster once for the
+whole set (:func:`baselines.picie_training.set_level_oracle`): ``majority`` (many-to-one: gland when most of its
+pixels over the set are gland) or ``hungarian`` (one-to-one, PiCIE's protocol: exactly one cluster is gland).
 
 Per image, every cluster becomes gland when more than half of its pixels are gland in the ground truth
 (:func:`baselines.sgscn_clustering.oracle_majority_labels`). This uses the labels, so it is an upper bound for any
@@ -50,20 +55,60 @@ def evaluate_oracle(cluster_dir: str | Path, gt_dir: str | Path) -> tuple[Pooled
     return pooled, rows, errors
 
 
+def evaluate_set_oracle(cluster_dir: str | Path, gt_dir: str | Path, mode: str = "majority"
+                        ) -> tuple[PooledCounts, list[dict], list[str]]:
+    """As :func:`evaluate_oracle` with one cluster-to-gland mapping for the whole set (``mode``: majority or
+    hungarian, :func:`baselines.picie_training.set_level_oracle`)."""
+    from baselines.picie_training import set_level_oracle
+
+    names, labels, gts, errors = [], [], [], []
+    for path in list_files(cluster_dir):
+        if not is_image_file(path):
+            continue
+        try:
+            lab = read_mask(path)
+            gt = read_mask_for(find_ground_truth(gt_dir, path.stem), lab.shape, "no such file") > 0
+        except InputError as err:
+            errors.append(str(err))
+            continue
+        names.append(path.stem)
+        labels.append(lab)
+        gts.append(gt)
+    pooled = PooledCounts()
+    rows: list[dict] = []
+    for name, pred, gt in zip(names, set_level_oracle(labels, gts, mode=mode), gts, strict=True):
+        one = PooledCounts()
+        one.update(pred, gt)
+        pooled.update(pred, gt)
+        rows.append({"image": name, **metric_fields(one), "pred_fraction": f"{pred.mean():.4f}",
+                     "gt_fraction": f"{gt.mean():.4f}"})
+    return pooled, rows, errors
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Majority-vote ORACLE mIoU / Dice of per-image cluster maps")
     p.add_argument("cluster_dir", help="raw cluster ids, one gray PNG per image (SGSCN's cluster_id/)")
     p.add_argument("gt_dir")
     p.add_argument("--csv", help="write the per-image table here")
+    p.add_argument("--set-level", action="store_true",
+                   help="one mapping for the whole set (global cluster ids, e.g. PiCIE's) instead of per image")
+    p.add_argument("--oracle", choices=("majority", "hungarian"), default="majority",
+                   help="with --set-level: many-to-one majority vote, or one-to-one Hungarian (PiCIE's protocol)")
     args = p.parse_args(argv)
-    outcome = run_reporting_errors(evaluate_oracle, args.cluster_dir, args.gt_dir)
+    if args.oracle != "majority" and not args.set_level:
+        p.error("--oracle hungarian needs --set-level")
+    if args.set_level:
+        outcome = run_reporting_errors(evaluate_set_oracle, args.cluster_dir, args.gt_dir, args.oracle)
+    else:
+        outcome = run_reporting_errors(evaluate_oracle, args.cluster_dir, args.gt_dir)
     if outcome is None:
         return 2
     pooled, rows, rc = outcome
     if args.csv:
         write_csv(args.csv, [*rows, {"image": "POOLED", **metric_fields(pooled)}], FIELDS)
     m = metric_fields(pooled)
-    print(f"ORACLE (majority vote per cluster, uses the GT) images: {len(rows)}  mIoU: {m['mIoU']}  "
+    kind = f"{args.oracle}, set-level" if args.set_level else "majority vote per cluster per image"
+    print(f"ORACLE ({kind}, uses the GT) images: {len(rows)}  mIoU: {m['mIoU']}  "
           f"IoU_bg: {m['IoU_background']}  IoU_gland: {m['IoU_gland']}  Dice: {m['Dice']}")
     return rc
 
