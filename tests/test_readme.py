@@ -1,5 +1,6 @@
-"""The README's MSG quick start, run exactly as written (in a scratch folder that links the repository's
-code), end to end on the synthetic sample: SPM -> crop -> train -> test -> predict -> evaluate."""
+"""The README's quick starts, run exactly as written (in a scratch folder that links the repository's
+code), end to end on the synthetic sample: MSG (SPM -> crop -> train -> test -> predict -> evaluate) and
+the two baselines (SGSCN, PiCIE -> pseudo-masks -> label-free score and oracle)."""
 from __future__ import annotations
 
 import shlex
@@ -9,12 +10,26 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "<!-- msg-quickstart -->"
+BASELINES_MARKER = "<!-- baselines-quickstart -->"
 
 
-def quickstart_commands() -> list[str]:
+def quickstart_commands(marker: str = MARKER) -> list[str]:
     text = (ROOT / "README.md").read_text()
-    block = text.split(MARKER, 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    block = text.split(marker, 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
     return [line for line in block.splitlines() if line.strip()]
+
+
+def run_as_written(commands: list[str], cwd: Path) -> list[tuple[str, str]]:
+    for name in ("SPM", "MSG", "tools", "configs", "evaluation", "baselines"):
+        (cwd / name).symlink_to(ROOT / name)
+    outputs = []
+    for command in commands:
+        argv = shlex.split(command)
+        assert argv[0] == "python"
+        proc = subprocess.run([sys.executable, *argv[1:]], cwd=cwd, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, f"{command}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+        outputs.append((proc.stdout, proc.stderr))
+    return outputs
 
 
 def test_quickstart_block_is_the_pipeline():
@@ -24,17 +39,24 @@ def test_quickstart_block_is_the_pipeline():
 
 
 def test_readme_msg_quickstart_runs_as_written(tmp_path):
-    for name in ("SPM", "MSG", "tools", "configs", "evaluation"):
-        (tmp_path / name).symlink_to(ROOT / name)
-    outputs = []
-    for command in quickstart_commands():
-        argv = shlex.split(command)
-        assert argv[0] == "python"
-        proc = subprocess.run([sys.executable, *argv[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=900)
-        assert proc.returncode == 0, f"{command}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
-        outputs.append((proc.stdout, proc.stderr))
+    outputs = run_as_written(quickstart_commands(), tmp_path)
     assert (tmp_path / "work_dirs" / "mssg_synthetic" / "iter_20.pth").is_file()
     assert "mDice" in "".join(outputs[4])  # tools/test.py: mmseg's class-mean metrics
     summary = outputs[6][0].strip().splitlines()[-1]
     assert summary.startswith("images: 3  mIoU: ") and " Dice: " in summary and "obj_Hausdorff: " in summary
     assert "touching glands merge" in outputs[6][1]  # the synthetic masks are binary
+
+
+def test_readme_baselines_quickstart_runs_as_written(tmp_path):
+    commands = quickstart_commands(BASELINES_MARKER)
+    assert [shlex.split(c)[1] for c in commands] == [
+        "tools/make_synthetic_glas.py", "baselines/SGSCN.py", "tools/eval_proposals.py", "baselines/oracle_eval.py",
+        "baselines/PiCIE.py", "tools/eval_proposals.py", "baselines/oracle_eval.py"]
+    outputs = run_as_written(commands, tmp_path)
+    for folder in ("sgscn_synthetic", "picie_synthetic"):
+        masks = sorted((tmp_path / "work_dirs" / folder / "pseudo_mask").glob("*.png"))
+        assert len(masks) == 3
+    assert (tmp_path / "work_dirs" / "picie_synthetic" / "checkpoint.pth").is_file()
+    for i in (2, 5):  # label-free scores of the pseudo-masks, then the oracles
+        assert outputs[i][0].strip().splitlines()[-1].startswith("images: 3  mIoU: ")
+    assert "ORACLE" in outputs[3][0] and "ORACLE" in outputs[6][0]
