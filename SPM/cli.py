@@ -26,6 +26,17 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a float > 0 (scale ratios, learning rates, width multipliers)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def exit_cleanly_on_sigterm() -> None:
     """Turn SIGTERM into ``SystemExit(143)`` so that ``finally``/``except`` blocks run: an interrupted
     atomic write then removes its temporary file instead of leaving it behind."""

@@ -32,7 +32,7 @@ import torch
 
 from baselines.picie_training import BALANCE_MODES, PiCIEConfig, cluster_images, train_picie
 from baselines.sgscn_clustering import select_gland_cluster
-from SPM.cli import exit_cleanly_on_sigterm, int_at_least
+from SPM.cli import exit_cleanly_on_sigterm, int_at_least, positive_float
 from SPM.io import (
     InputError,
     prepare_batch,
@@ -47,16 +47,6 @@ SUMMARY_FIELDS = ("image", "status", "height", "width", "selected_cluster", "clu
 OUTPUTS = ("pseudo_mask", "cluster_id")
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="PiCIE (Cho et al., CVPR 2021): clustering with invariance and "
                                             "equivariance, trained from scratch on a folder of images")
@@ -65,12 +55,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--k", type=int_at_least(2), default=5, help="number of clusters (at most 256)")
     p.add_argument("--dim", type=int_at_least(1), default=128, help="feature dimension")
     p.add_argument("--epochs", type=int_at_least(1), default=10)
-    p.add_argument("--width_mult", type=_positive_float, default=0.25, help="WideRes38 width multiplier")
-    p.add_argument("--scale", type=_positive_float, default=0.5, help="downscale images by this first")
+    p.add_argument("--width_mult", type=positive_float, default=0.25, help="WideRes38 width multiplier")
+    p.add_argument("--scale", type=positive_float, default=0.5, help="downscale images by this first")
     p.add_argument("--crop", type=int_at_least(8), default=256, help="side of the square training crop")
     p.add_argument("--batch", type=int_at_least(1), default=8)
-    p.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate (the original's 1e-3)")
-    p.add_argument("--min_scale", type=_positive_float, default=0.5, help="smallest relative crop of the "
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (the original's 1e-3)")
+    p.add_argument("--min_scale", type=positive_float, default=0.5, help="smallest relative crop of the "
                    "equivariance transform")
     p.add_argument("--v_flip", action="store_true", help="also random vertical flips (the original: h-flip only)")
     p.add_argument("--balance", choices=BALANCE_MODES, default="original",

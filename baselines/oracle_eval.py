@@ -19,6 +19,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 if __package__ in (None, ""):  # run as `python baselines/oracle_eval.py`: import from the repository root
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 if str(Path(__file__).resolve().parents[1] / "tools") not in sys.path:  # tools/eval_proposals.py
@@ -32,35 +34,9 @@ from evaluation.pixel import PooledCounts
 from SPM.io import InputError, find_ground_truth, is_image_file, list_files, read_mask, read_mask_for, write_csv
 
 
-def evaluate_oracle(cluster_dir: str | Path, gt_dir: str | Path) -> tuple[PooledCounts, list[dict], list[str]]:
-    """Returns ``(pooled counts, per-image rows, error lines)`` of the majority-vote oracle."""
-    pooled = PooledCounts()
-    rows: list[dict] = []
-    errors: list[str] = []
-    for path in list_files(cluster_dir):
-        if not is_image_file(path):
-            continue
-        try:
-            labels = read_mask(path)
-            gt = read_mask_for(find_ground_truth(gt_dir, path.stem), labels.shape, "no such file") > 0
-        except InputError as err:
-            errors.append(str(err))
-            continue
-        pred = oracle_majority_labels(labels, gt)
-        one = PooledCounts()
-        one.update(pred, gt)
-        pooled.update(pred, gt)
-        rows.append({"image": path.stem, **metric_fields(one), "pred_fraction": f"{pred.mean():.4f}",
-                     "gt_fraction": f"{gt.mean():.4f}"})
-    return pooled, rows, errors
-
-
-def evaluate_set_oracle(cluster_dir: str | Path, gt_dir: str | Path, mode: str = "majority"
-                        ) -> tuple[PooledCounts, list[dict], list[str]]:
-    """As :func:`evaluate_oracle` with one cluster-to-gland mapping for the whole set (``mode``: majority or
-    hungarian, :func:`baselines.picie_training.set_level_oracle`)."""
-    from baselines.picie_training import set_level_oracle
-
+def read_cluster_maps(cluster_dir: str | Path, gt_dir: str | Path
+                      ) -> tuple[list[str], list[np.ndarray], list[np.ndarray], list[str]]:
+    """``(names, cluster-id maps, boolean GT masks, error lines)`` of every image file in ``cluster_dir``."""
     names, labels, gts, errors = [], [], [], []
     for path in list_files(cluster_dir):
         if not is_image_file(path):
@@ -74,6 +50,31 @@ def evaluate_set_oracle(cluster_dir: str | Path, gt_dir: str | Path, mode: str =
         names.append(path.stem)
         labels.append(lab)
         gts.append(gt)
+    return names, labels, gts, errors
+
+
+def evaluate_oracle(cluster_dir: str | Path, gt_dir: str | Path) -> tuple[PooledCounts, list[dict], list[str]]:
+    """Returns ``(pooled counts, per-image rows, error lines)`` of the majority-vote oracle."""
+    pooled = PooledCounts()
+    rows: list[dict] = []
+    names, labels_list, gts, errors = read_cluster_maps(cluster_dir, gt_dir)
+    for name, labels, gt in zip(names, labels_list, gts, strict=True):
+        pred = oracle_majority_labels(labels, gt)
+        one = PooledCounts()
+        one.update(pred, gt)
+        pooled.update(pred, gt)
+        rows.append({"image": name, **metric_fields(one), "pred_fraction": f"{pred.mean():.4f}",
+                     "gt_fraction": f"{gt.mean():.4f}"})
+    return pooled, rows, errors
+
+
+def evaluate_set_oracle(cluster_dir: str | Path, gt_dir: str | Path, mode: str = "majority"
+                        ) -> tuple[PooledCounts, list[dict], list[str]]:
+    """As :func:`evaluate_oracle` with one cluster-to-gland mapping for the whole set (``mode``: majority or
+    hungarian, :func:`baselines.picie_training.set_level_oracle`)."""
+    from baselines.picie_training import set_level_oracle
+
+    names, labels, gts, errors = read_cluster_maps(cluster_dir, gt_dir)
     pooled = PooledCounts()
     rows: list[dict] = []
     for name, pred, gt in zip(names, set_level_oracle(labels, gts, mode=mode), gts, strict=True):

@@ -8,9 +8,10 @@ A ``tta_pipeline`` here is mmseg 1.x's form: ``LoadImageFromFile`` then one ``Te
 """
 from __future__ import annotations
 
-import argparse
 import copy
 from collections.abc import Sequence
+
+from SPM.cli import positive_float
 
 # OEEM's MultiScaleFlipAug ratios (relative to the training scale), the MSSG test protocol.
 OEEM_RATIOS = (0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
@@ -66,12 +67,5 @@ def tta_cost(ratios: Sequence[float], flips: int = 2) -> float:
     return flips * sum(r * r for r in ratios)
 
 
-def positive_ratio(text: str) -> float:
-    """argparse type for ``--tta-ratios``."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"ratios must be > 0, got {text}")
-    return value
+# argparse type of ``--tta-ratios``
+positive_ratio = positive_float
