@@ -53,19 +53,24 @@ def read_cluster_maps(cluster_dir: str | Path, gt_dir: str | Path
     return names, labels, gts, errors
 
 
-def evaluate_oracle(cluster_dir: str | Path, gt_dir: str | Path) -> tuple[PooledCounts, list[dict], list[str]]:
-    """Returns ``(pooled counts, per-image rows, error lines)`` of the majority-vote oracle."""
+def score_masks(names: list[str], preds: list[np.ndarray], gts: list[np.ndarray]) -> tuple[PooledCounts, list[dict]]:
+    """Pooled counts and per-image rows of boolean oracle masks against boolean GT masks."""
     pooled = PooledCounts()
     rows: list[dict] = []
-    names, labels_list, gts, errors = read_cluster_maps(cluster_dir, gt_dir)
-    for name, labels, gt in zip(names, labels_list, gts, strict=True):
-        pred = oracle_majority_labels(labels, gt)
+    for name, pred, gt in zip(names, preds, gts, strict=True):
         one = PooledCounts()
         one.update(pred, gt)
         pooled.update(pred, gt)
         rows.append({"image": name, **metric_fields(one), "pred_fraction": f"{pred.mean():.4f}",
                      "gt_fraction": f"{gt.mean():.4f}"})
-    return pooled, rows, errors
+    return pooled, rows
+
+
+def evaluate_oracle(cluster_dir: str | Path, gt_dir: str | Path) -> tuple[PooledCounts, list[dict], list[str]]:
+    """Returns ``(pooled counts, per-image rows, error lines)`` of the majority-vote oracle."""
+    names, labels, gts, errors = read_cluster_maps(cluster_dir, gt_dir)
+    preds = [oracle_majority_labels(lab, gt) for lab, gt in zip(labels, gts, strict=True)]
+    return (*score_masks(names, preds, gts), errors)
 
 
 def evaluate_set_oracle(cluster_dir: str | Path, gt_dir: str | Path, mode: str = "majority"
@@ -75,15 +80,7 @@ def evaluate_set_oracle(cluster_dir: str | Path, gt_dir: str | Path, mode: str =
     from baselines.picie_training import set_level_oracle
 
     names, labels, gts, errors = read_cluster_maps(cluster_dir, gt_dir)
-    pooled = PooledCounts()
-    rows: list[dict] = []
-    for name, pred, gt in zip(names, set_level_oracle(labels, gts, mode=mode), gts, strict=True):
-        one = PooledCounts()
-        one.update(pred, gt)
-        pooled.update(pred, gt)
-        rows.append({"image": name, **metric_fields(one), "pred_fraction": f"{pred.mean():.4f}",
-                     "gt_fraction": f"{gt.mean():.4f}"})
-    return pooled, rows, errors
+    return (*score_masks(names, set_level_oracle(labels, gts, mode=mode), gts), errors)
 
 
 def main(argv: list[str] | None = None) -> int:
