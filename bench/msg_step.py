@@ -3,7 +3,13 @@
 * MSG overhead: seconds per step with MSG (Variation + Omission, Omission active) vs the same
   config with plain CE on the proposals (target <= 10%);
 * bf16 speed-up: the MSG step in fp32 (``OptimWrapper``) vs bf16 autocast (``BF16OptimWrapper``,
-  what the CPU configs train with), with and without channels-last, target >= 2.5x on a CPU with AMX.
+  what the CPU configs train with), with and without channels-last, target >= 2.5x on a CPU with AMX;
+* the hardware's own bf16 ceiling beside it: which bf16 instructions the CPU has (AMX tiles or only
+  AVX512-BF16 dot products) and the bf16 vs fp32 throughput of a plain 1024^3 matrix product measured in
+  the same run. A convolution-bound step cannot gain much more than that ratio: on CPUs with AVX512-BF16
+  but no AMX (AMD Zen 4, Intel Cooper Lake) one bf16 dot-product instruction does twice the multiply-adds
+  of an fp32 FMA, so the matrix-product ratio is about 2.5-2.8x and oneDNN's bf16 convolutions of this
+  net gain 2.0-2.2x each (fwd, bwd-data, bwd-weights measured apart); AMX raises both several-fold.
 
     python bench/msg_step.py [--config configs/pspnet_mssg/pspnet_wres38w025-d8_2k_histo_cpu.py]
                              [--steps 6 --warmup 2 --batch 8 --size 256] [--device cuda]
@@ -18,6 +24,7 @@ data preprocessing, forward and losses inside the wrapper's ``optim_context``, b
 from __future__ import annotations
 
 import argparse
+import platform
 import statistics
 import sys
 import time
@@ -56,6 +63,45 @@ def build(cfg: Config, msg: bool, bf16: bool, channels_last: bool = False, devic
     model.current_iter = 10**9  # Omission active
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     return model, (BF16OptimWrapper(optimizer=optimizer) if bf16 else OptimWrapper(optimizer=optimizer))
+
+
+def cpu_description(cpuinfo: str | None = None) -> str:
+    """``'<model name> (<bf16 instructions>)'`` from ``/proc/cpuinfo`` text (read when None; Linux)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return f"{platform.processor() or platform.machine()} (instruction set unknown)"
+    fields = dict(line.split(":", 1) for line in cpuinfo.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    if "amx_bf16" in flags:
+        isa = "AMX-BF16 tiles"
+    elif "avx512_bf16" in flags:
+        isa = "AVX512-BF16, no AMX"
+    else:
+        isa = "no native bf16"
+    return f"{fields.get('model name', platform.machine())} ({isa})"
+
+
+def gemm_bf16_ratio(device: str, n: int = 1024, reps: int = 7) -> float:
+    """fp32 / bf16 time of an ``n x n`` matrix product, alternating, median of ``reps``."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(n, n, generator=gen).to(device) for _ in range(2))
+    pairs = {torch.float32: (a, b), torch.bfloat16: (a.bfloat16(), b.bfloat16())}
+    times: dict[torch.dtype, list[float]] = {dt: [] for dt in pairs}
+    for rep in range(reps + 1):
+        for dt, (x, y) in pairs.items():
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in range(4):
+                x @ y
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            if rep:  # the first round is a warm-up
+                times[dt].append(time.perf_counter() - start)
+    return statistics.median(times[torch.float32]) / statistics.median(times[torch.bfloat16])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"MSG fp32: {msg:.3f} s/step   MSG bf16: {bf16:.3f} s/step   MSG bf16 channels-last: {bf16_cl:.3f} s/step")
     print(f"channels-last speed-up in bf16: {bf16 / bf16_cl:.2f}x")
     print(f"bf16 speed-up: {msg / min(bf16, bf16_cl):.2f}x (target >= 2.5x; fp32 vs the faster bf16 layout)")
+    hardware = torch.cuda.get_device_name() if cuda else cpu_description()
+    print(f"hardware: {hardware}; bf16 vs fp32 speed-up of a 1024^3 matrix product here: "
+          f"{gemm_bf16_ratio(args.device):.2f}x (dense-math reference; oneDNN's bf16 convolutions gain less)")
     if args.compile:
         compiled = statistics.median(times["MSG bf16 channels-last compiled"])
         warm = first_step["MSG bf16 channels-last compiled"] - first_step["MSG bf16 channels-last"]

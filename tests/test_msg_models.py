@@ -96,6 +96,22 @@ def test_head_shapes_and_unit_embeddings():
     assert torch.equal(model.decode_head(feats), logits)
 
 
+def test_head_keeps_channels_last_into_the_bottleneck():
+    """The PPM concat stays channels-last in a channels-last head (no copy of the widest conv input)
+    and the head computes what it computes in NCHW."""
+    torch.manual_seed(0)
+    model = _tiny_model().eval()
+    feats = [f.detach() for f in model.extract_feat(torch.rand(2, 3, 64, 64))]
+    logits_nchw = model.decode_head(feats)
+    head = model.decode_head.to(memory_format=torch.channels_last)
+    seen = []
+    head.bottleneck.conv.register_forward_pre_hook(
+        lambda _, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+    logits_cl = head([f.contiguous(memory_format=torch.channels_last) for f in feats])
+    assert seen == [True]
+    torch.testing.assert_close(logits_cl, logits_nchw, rtol=1e-4, atol=1e-5)
+
+
 def test_segmentor_losses_before_and_after_omission_start():
     torch.manual_seed(0)
     model = _tiny_model().train()

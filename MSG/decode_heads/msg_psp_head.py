@@ -57,6 +57,21 @@ class MSGPSPHead(PSPHead):
         self.variation = MODELS.build(variation) if variation else None
         self.omission = MODELS.build(omission) if omission else None
 
+    def _forward_feature(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        """PSPHead's ``bottleneck(concat(x, PPM(x)))``, ``(B, channels, h, w)``, with the concat kept in x's
+        memory format.
+
+        The PPM branch pooled to 1x1 leaves its BN in NCHW (a 1x1 map has no channels-last strides to
+        keep), and ``torch.cat`` of mixed formats falls back to NCHW; in a channels-last model the
+        bottleneck conv, the widest input of the net, then copied the whole concat back to channels-last
+        in forward and again in backward.
+        """
+        x = self._transform_inputs(inputs)
+        memory_format = (torch.channels_last if x.dim() == 4 and not x.is_contiguous()
+                         and x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format)
+        psp_outs = [x] + [out.contiguous(memory_format=memory_format) for out in self.psp_modules(x)]
+        return self.bottleneck(torch.cat(psp_outs, dim=1))
+
     def forward_with_embedding(self, inputs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns ``(logits (B, num_classes, h, w), embeddings (B, embed_dim, h, w), unit norm)``."""
         feats = self._forward_feature(inputs)
