@@ -9,7 +9,7 @@
   the same run. A convolution-bound step cannot gain much more than that ratio: on CPUs with AVX512-BF16
   but no AMX (AMD Zen 4, Intel Cooper Lake) one bf16 dot-product instruction does twice the multiply-adds
   of an fp32 FMA, so the matrix-product ratio is about 2.5-2.8x and oneDNN's bf16 convolutions of this
-  net gain 2.0-2.2x each (fwd, bwd-data, bwd-weights measured apart); AMX raises both several-fold.
+  net gain 1.8-2.4x each (fwd, bwd-data, bwd-weights measured apart); AMX raises both several-fold.
 
     python bench/msg_step.py [--config configs/pspnet_mssg/pspnet_wres38w025-d8_2k_histo_cpu.py]
                              [--steps 6 --warmup 2 --batch 8 --size 256] [--device cuda]
