@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
+from common.precision import bf16_supported
 from SPM.model import CSNet
 
 
@@ -96,18 +97,6 @@ class FusedSPMLoss(torch.autograd.Function):
     def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (grad,) = ctx.saved_tensors
         return grad * grad_output, None, None
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """True where bf16 matmul/conv run natively (not emulated, which would be slower than fp32)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        try:
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            return False
-    return False
 
 
 class CSNetTrainer:

@@ -59,9 +59,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from common.precision import bf16_supported
 from SPM.model import CSNet
 from SPM.select import cluster_stats, select_border_cluster
-from SPM.train import FusedSPMLoss, argmax_ce, bf16_supported, continuity_loss
+from SPM.train import FusedSPMLoss, argmax_ce, continuity_loss
 
 CENTER_EPS = 1e-3
 

@@ -43,7 +43,7 @@ def select_amp(cfg: Config) -> None:
     """bf16 autocast where native (no loss scaling needed); fp16 with dynamic loss scaling on older GPUs."""
     import torch
 
-    from SPM.train import bf16_supported
+    from common.precision import bf16_supported
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     for key in ("loss_scale", "dtype"):

@@ -10,7 +10,9 @@ things stop it from training in bf16 on a CPU, and this subclass changes only th
    scaler is built disabled, which makes ``scale`` the identity and ``step`` a plain optimizer step.
 
 Where the device runs bf16 only by emulation (CPUs without AVX512-BF16/AMX, CUDA before Ampere),
-emulated bf16 is slower than fp32, so the wrapper trains in fp32 and logs one warning.
+emulated bf16 is slower than fp32, so the wrapper trains in plain fp32 (autocast off: exactly
+``OptimWrapper``'s numbers) and logs one warning. ``MSSG_BF16=0|1`` overrides the detection
+(:mod:`common.precision`).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmseg.registry import OPTIM_WRAPPERS
 from torch import nn
 
-from SPM.train import bf16_supported
+from common.precision import bf16_supported
 
 
 @OPTIM_WRAPPERS.register_module()

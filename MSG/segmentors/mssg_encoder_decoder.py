@@ -22,7 +22,7 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import add_prefix
 from torch import Tensor
 
-from SPM.train import bf16_supported
+from common.precision import bf16_supported
 
 PRECISIONS = ("fp32", "bf16")
 

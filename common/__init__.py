@@ -1,0 +1,1 @@
+"""The shared layer under every stage (SPM, MSG, baselines, evaluation): device and precision checks."""
