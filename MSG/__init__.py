@@ -6,12 +6,20 @@ Importing it first installs the ``mmcv.ops`` stand-in when mmcv's compiled ops a
 
 * backbone ``WideRes38`` (``MSG/backbones/wide_res38.py``)
 * decode head ``MSGPSPHead`` (``MSG/decode_heads/msg_psp_head.py``)
-* losses ``MSGVariationLoss``, ``MSGOmission`` (``MSG/losses/``)
+* loss ``MSGVariationLoss`` (``MSG/losses/``) and the refined-proposal builder ``MSGOmission`` (``MSG/decode_heads/``)
 * segmentor ``MSSGEncoderDecoder`` (``MSG/segmentors/mssg_encoder_decoder.py``)
 * datasets ``GlaSProposalDataset``, ``GlaSDataset`` and transform ``LoadBinaryAnnotations``
-* hook ``MSGIterHook``
 """
-from MSG.compat import mmcv_ops
+import warnings
+
+# Notices that do not apply here, printed by every tool otherwise: mmcv-lite has no compiled
+# MultiScaleDeformableAttention (no MSG part uses it); mmseg suggests one output channel for binary
+# segmentation (MSG's Omission and Variation need the 2-class logits) and announces a deprecation.
+warnings.filterwarnings("ignore", message=r"Fail to import ``MultiScaleDeformableAttention``")
+warnings.filterwarnings("ignore", message=r"For binary segmentation, we suggest using")
+warnings.filterwarnings("ignore", message=r"``build_loss`` would be deprecated soon")
+
+from MSG.compat import mmcv_ops  # noqa: E402
 
 mmcv_ops.install()
 

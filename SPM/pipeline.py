@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from common.io import InputError, read_bgr
 from SPM.cluster import kmeans_exact, kmeans_fast
-from SPM.io import read_bgr
 from SPM.select import Proposal, mine_proposal
 from SPM.train import CSNetTrainer
 
@@ -30,6 +30,37 @@ class MinedImage:
 def image_to_tensor(image_bgr: np.ndarray) -> torch.Tensor:
     """``(H, W, 3)`` uint8 BGR -> ``(1, 3, H, W)`` float32 in [0, 1], as the original's ``/255.``."""
     return torch.from_numpy(image_bgr.transpose(2, 0, 1)[None].astype(np.float32) / 255.0)
+
+
+# Peak memory of one CSNet optimisation per pixel and embedding channel (fp32 activations of the conv
+# blocks kept for the backward, their gradients, the K-means input): an upper estimate, used to refuse
+# an image that cannot fit instead of failing many gigabytes later.
+BYTES_PER_PIXEL_CHANNEL = 48
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Free memory of ``device`` in bytes (None when unknown)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:  # MemAvailable counts reclaimable page cache, unlike the free pages
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_fits(path: str | Path, height: int, width: int, scale: float, trainer: CSNetTrainer) -> None:
+    """Raise ``InputError`` when mining an image of this size would need more memory than is free."""
+    pixels = max(3, round(height * scale)) * max(3, round(width * scale))
+    need = pixels * trainer.cfg.n_channels * BYTES_PER_PIXEL_CHANNEL
+    free = available_memory(trainer.device)
+    if free is not None and need > free:
+        raise InputError(path, f"image is {width}x{height}: mining it at scale {scale:g} needs about "
+                               f"{need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB are free; use a smaller --scale "
+                               "or cut the image into tiles")
 
 
 def mine_array(
@@ -60,11 +91,15 @@ def mine_array(
     else:
         labels = kmeans_fast(emb, cluster_num)
     labels = labels.reshape(work.shape[:2])
+    used = len(np.unique(labels))
     if scale != 1.0:
         up = F.interpolate(torch.from_numpy(labels)[None, None].float(), size=(h, w), mode="nearest")
         labels = up[0, 0].long().numpy()
     gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
     proposal = mine_proposal(gray, labels, cluster_num, min_border_pixels, hole_area)
+    if used < cluster_num:  # e.g. a learning rate so high that every pixel got one embedding
+        proposal.warnings.append(f"K-means found {used} of {cluster_num} clusters: the embedding collapsed "
+                                 "(check --lr); the proposal is not meaningful")
     return labels, proposal
 
 
@@ -73,6 +108,7 @@ def mine_file(path: str | Path, trainer: CSNetTrainer, **kwargs) -> MinedImage:
     path = Path(path)
     start = time.perf_counter()
     image, read_warnings = read_bgr(path)
+    check_fits(path, image.shape[0], image.shape[1], kwargs.get("scale", 1.0), trainer)
     labels, proposal = mine_array(image, trainer, **kwargs)
     return MinedImage(
         name=path.stem,

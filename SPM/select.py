@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from SPM import BACKGROUND, BORDER, INTERIOR
+from common.morphology import remove_small_holes, remove_small_objects
+from common.proposals import BACKGROUND, BORDER, INTERIOR
 
 # (fraction strictly above, erode first, min object size), checked top to bottom.
 NOISE_RULES: tuple[tuple[float, bool, int], ...] = (
@@ -34,7 +35,6 @@ NOISE_RULES: tuple[tuple[float, bool, int], ...] = (
     (0.1, False, 50),
 )
 DILATE_BELOW_FRACTION = 0.25
-_CROSS = ndimage.generate_binary_structure(2, 1)
 
 
 @dataclass
@@ -85,28 +85,6 @@ def select_border_cluster(
         f"no cluster has more than {min_pixels} pixels; took the largest "
         f"(cluster {largest}, {int(sizes[largest])} px)"
     )
-
-
-def remove_small_objects(mask: np.ndarray, min_size: int) -> np.ndarray:
-    """Drop 4-connected foreground components with fewer than ``min_size`` pixels."""
-    mask = mask.astype(bool)
-    labelled, n = ndimage.label(mask, structure=_CROSS)
-    if n == 0:
-        return mask
-    sizes = np.bincount(labelled.ravel())
-    keep = sizes >= min_size
-    keep[0] = False
-    return keep[labelled]
-
-
-def remove_small_holes(mask: np.ndarray, area_threshold: int) -> np.ndarray:
-    """Fill 4-connected background components with fewer than ``area_threshold`` pixels.
-
-    As in skimage, every background component counts as a hole, including one that touches
-    the image border.
-    """
-    mask = mask.astype(bool)
-    return ~remove_small_objects(~mask, area_threshold)
 
 
 def _erode3(mask: np.ndarray) -> np.ndarray:

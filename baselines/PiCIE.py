@@ -23,24 +23,20 @@ import sys
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as `python baselines/PiCIE.py`: import from the repository root
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
-
 import cv2
 import numpy as np
 import torch
 
 from baselines.picie_training import BALANCE_MODES, PiCIEConfig, cluster_images, train_picie
 from baselines.sgscn_clustering import select_gland_cluster
-from SPM.cli import exit_cleanly_on_sigterm, int_at_least, positive_float
-from SPM.io import (
+from common.cli import exit_cleanly_on_sigterm, int_at_least, positive_float, resolve_device
+from common.io import (
     InputError,
     prepare_batch,
     read_bgr,
     write_csv,
     write_png,
 )
-from SPM.SPM import resolve_device
 
 SUMMARY_FIELDS = ("image", "status", "height", "width", "selected_cluster", "cluster_mean_gray",
                   "gland_fraction", "clusters_present", "warnings")

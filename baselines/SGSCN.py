@@ -21,16 +21,13 @@ import sys
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as `python baselines/SGSCN.py`: import from the repository root
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
-
 import cv2
 import numpy as np
 from tqdm import tqdm
 
 from baselines.sgscn_clustering import SGSCNConfig, SGSCNTrainer, select_gland_cluster
-from SPM.cli import exit_cleanly_on_sigterm, int_at_least
-from SPM.io import (
+from common.cli import exit_cleanly_on_sigterm, int_at_least, resolve_device
+from common.io import (
     InputError,
     error_line,
     merge_summary,
@@ -39,7 +36,6 @@ from SPM.io import (
     write_png,
 )
 from SPM.pipeline import image_to_tensor
-from SPM.SPM import resolve_device
 from SPM.visualize import colorize_clusters
 
 SUMMARY_FIELDS = (

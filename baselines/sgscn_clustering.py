@@ -46,8 +46,8 @@ Differences from the original code, on purpose:
   original. The final forward runs under ``no_grad`` (same values).
 * The original only writes a colour map per image. Turning clusters into a gland mask is this project's
   addition: :func:`gland_pseudo_mask` (label-free: the darkest cluster with more than ``min_pixels``
-  pixels, the cue SPM uses for its border proposal) and :func:`oracle_majority_labels` (uses the ground
-  truth; evaluation only).
+  pixels, the cue SPM uses for its border proposal) and the per-image majority-vote oracle
+  :func:`evaluation.oracles.oracle_majority_labels` (uses the ground truth; evaluation only).
 """
 from __future__ import annotations
 
@@ -252,6 +252,11 @@ def select_gland_cluster(gray: np.ndarray, labels: np.ndarray, min_pixels: int =
         raise ValueError(f"gray {gray.shape} and labels {labels.shape} differ in shape")
     sizes, means = cluster_stats(gray, labels, int(labels.max()) + 1)
     cluster, warning = select_border_cluster(sizes, means, min_pixels)
+    image_gray = float(gray.mean())
+    if means[cluster] > image_gray:  # glands (dark nuclei) are darker than the image on average
+        bright = (f"the selected cluster (mean gray {means[cluster]:.1f}) is brighter than the image "
+                  f"({image_gray:.1f}): it is likely stroma or background, not glands")
+        warning = f"{warning}; {bright}" if warning else bright
     return GlandSelection(cluster, float(means[cluster]), int(sizes[cluster]), warning)
 
 
@@ -262,23 +267,3 @@ def gland_pseudo_mask(gray: np.ndarray, labels: np.ndarray, min_pixels: int = 10
     if sel.warning:
         warnings.warn(sel.warning, stacklevel=2)
     return labels == sel.cluster
-
-
-def oracle_majority_labels(labels: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """ORACLE (uses the ground truth; for evaluation only): each cluster of this image becomes gland when
-    more than half of its pixels are gland in ``gt`` (a tie is background) — the per-image majority-vote
-    mapping by which unsupervised segmentation papers score cluster maps.
-
-    Args:
-        labels: ``(H, W)`` non-negative integer cluster ids.
-        gt: ``(H, W)`` ground truth, nonzero = gland.
-
-    Returns:
-        ``(H, W)`` bool gland mask.
-    """
-    if labels.shape != gt.shape:
-        raise ValueError(f"labels {labels.shape} and ground truth {gt.shape} differ in shape")
-    flat = labels.ravel().astype(np.intp)
-    sizes = np.bincount(flat)
-    gland = np.bincount(flat, weights=(gt.ravel() != 0).astype(np.float64), minlength=sizes.size)
-    return (2 * gland > sizes)[labels.astype(np.intp)]

@@ -13,13 +13,8 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
-
-from evaluate import evaluate, summary_line  # noqa: E402
+from evaluation.folders import score_objects, summary_line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,10 +24,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     pred, gt = argv
     start = time.perf_counter()
-    summary, rows, errors = evaluate(pred, gt, hausdorff=False)
+    summary, rows, pairing = score_objects(pred, gt, hausdorff=False)
     without = time.perf_counter() - start
     start = time.perf_counter()
-    summary, rows, errors = evaluate(pred, gt, hausdorff=True)
+    summary, rows, pairing = score_objects(pred, gt, hausdorff=True)
     with_h = time.perf_counter() - start
     objects = [int(r["obj_TP"]) + int(r["obj_FP"]) for r in rows]
     n = len(rows)
@@ -40,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{n} images, {sum(objects) / max(n, 1):.0f} predicted objects per image (max {max(objects, default=0)})")
     print(f"without Hausdorff {without:.1f} s, with Hausdorff {with_h:.1f} s; "
           f"per 60 images (testA): {60 * with_h / max(n, 1):.1f} s (target < 60 s)")
-    return 1 if errors else 0
+    return 1 if pairing.errors else 0
 
 
 if __name__ == "__main__":

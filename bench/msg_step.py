@@ -30,18 +30,14 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+from mmengine.config import Config
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import register_all_modules
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import MSG  # noqa: E402,F401
-
-# isort: split
-import torch  # noqa: E402
-from mmengine.config import Config  # noqa: E402
-from mmengine.structures import PixelData  # noqa: E402
-from mmseg.registry import MODELS  # noqa: E402
-from mmseg.structures import SegDataSample  # noqa: E402
-from mmseg.utils import register_all_modules  # noqa: E402
 
 
 def build(cfg: Config, msg: bool, bf16: bool, channels_last: bool = False, device: str = "cpu",

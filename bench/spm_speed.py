@@ -15,17 +15,16 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
+import torch
+
+from common.cli import resolve_device
+from common.io import find_ground_truth, is_image_file, list_files, read_mask, write_csv, write_png
+from evaluation.pixel import PooledCounts
+from SPM.pipeline import mine_file
+from SPM.train import CSNetTrainer, SPMTrainConfig
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import cv2  # noqa: E402
-import torch  # noqa: E402
-
-from evaluation.pixel import PooledCounts  # noqa: E402
-from SPM.io import find_ground_truth, is_image_file, list_files, read_mask, write_csv, write_png  # noqa: E402
-from SPM.pipeline import mine_file  # noqa: E402
-from SPM.SPM import resolve_device  # noqa: E402
-from SPM.train import CSNetTrainer, SPMTrainConfig  # noqa: E402
 
 DEFAULT_GLAS = ROOT.parent / "shared" / "data" / "glas" / "train"
 

@@ -29,19 +29,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.io import find_ground_truth, is_image_file, list_files, read_bgr, read_mask
+from common.tiles import crop_tiles, pad_to
+from evaluation.pixel import PooledCounts
+from MSG.apis import Segmenter, load_model
+from MSG.datasets.tta import OEEM_RATIOS, tta_cost, with_tta_ratios, without_loading
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
-
-import MSG  # noqa: E402,F401
-
-# isort: split
-from crop_img_and_gt import crop_tiles, pad_to  # noqa: E402
-from predict import Segmenter, load_model  # noqa: E402
-
-from evaluation.pixel import PooledCounts  # noqa: E402
-from MSG.datasets.tta import OEEM_RATIOS, tta_cost, with_tta_ratios, without_loading  # noqa: E402
-from SPM.io import find_ground_truth, is_image_file, list_files, read_bgr, read_mask  # noqa: E402
 
 
 def per_ratio_probabilities(model, image: np.ndarray, ratios: list[float]) -> np.ndarray:

@@ -6,6 +6,9 @@ images weigh more, exactly as the original ``get_miou_score`` did:
     IoU_c = sum_i |P_i = c  and  G_i = c| / sum_i |P_i = c  or  G_i = c|,   c in {background, gland}
     mIoU  = (IoU_background + IoU_gland) / 2
     Dice  = 2 sum_i |P_i and G_i| / (sum_i |P_i| + sum_i |G_i|)          (gland class)
+
+With no gland on either side, Dice is 1 (prediction and ground truth agree). ``details`` adds pooled
+gland precision, recall and the predicted and true gland fractions of all pixels.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ class PooledCounts:
     union: np.ndarray = field(default_factory=lambda: np.zeros(2, np.int64))
     pred_fg: int = 0
     gt_fg: int = 0
+    pixels: int = 0
 
     def update(self, pred: np.ndarray, gt: np.ndarray) -> None:
         """Add one image; ``pred`` and ``gt`` are boolean gland masks of equal shape."""
@@ -34,6 +38,7 @@ class PooledCounts:
         self.union += union
         self.pred_fg += int(pred.sum())
         self.gt_fg += int(gt.sum())
+        self.pixels += int(pred.size)
 
     def iou(self) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -44,7 +49,14 @@ class PooledCounts:
 
     def dice(self) -> float:
         denom = self.pred_fg + self.gt_fg
-        return float(2 * self.inter[1] / denom) if denom else float("nan")
+        return float(2 * self.inter[1] / denom) if denom else 1.0
+
+    def details(self) -> dict[str, float]:
+        """Pooled gland precision and recall, predicted and true gland fraction of all pixels."""
+        return {"precision": float(self.inter[1] / self.pred_fg) if self.pred_fg else float("nan"),
+                "recall": float(self.inter[1] / self.gt_fg) if self.gt_fg else float("nan"),
+                "pred_fraction": self.pred_fg / max(self.pixels, 1),
+                "gt_fraction": self.gt_fg / max(self.pixels, 1)}
 
 
 def image_counts(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

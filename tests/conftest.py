@@ -3,23 +3,18 @@ on a user's machine); they skip with the reason shown when it is absent."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-for p in (ROOT, ROOT / "tools"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
-
 # Before any test module imports mmseg: install the mmcv.ops stand-in (if needed) and register MSG.
-import MSG  # noqa: E402,F401
+import MSG  # noqa: F401
 
 # isort: split
-from mmseg.utils import register_all_modules  # noqa: E402
+from mmseg.utils import register_all_modules
 
+ROOT = Path(__file__).resolve().parents[1]
 register_all_modules(init_default_scope=True)
 
 SHARED = Path(os.environ.get("MSSG_SHARED", ROOT.parent / "shared"))

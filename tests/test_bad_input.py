@@ -11,17 +11,20 @@ import textwrap
 import time
 from pathlib import Path
 
-import crop_img_and_gt
-import evaluate
 import numpy as np
-import predict
 import pytest
 import torch
 from mmengine.config import Config
+from tooling import load_tool
 
+from common.io import InputError, read_mask, remove_stale_temp_files, write_png
 from MSG.compat.safe_globals import check_checkpoint, mmengine_checkpoint_globals
-from SPM import SPM as spm_cli
-from SPM.io import InputError, read_mask, remove_stale_temp_files, write_png
+
+crop_img_and_gt = load_tool("crop_img_and_gt")
+evaluate = load_tool("evaluate")
+predict = load_tool("predict")
+spm_cli = load_tool("spm")
+
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "data" / "tiny_mssg_cpu.py"
@@ -82,7 +85,7 @@ def bad_checkpoints(tmp_path):
 
 
 def test_unloadable_checkpoint_is_one_line_exit_2(bad_checkpoints, tmp_path, capsys):
-    import convert_checkpoint
+    convert_checkpoint = load_tool("convert_checkpoint")
 
     for bad in bad_checkpoints:
         with pytest.raises(InputError, match="not a loadable checkpoint"):
@@ -157,7 +160,7 @@ def test_crop_argument_ranges_are_usage_errors(tmp_path, flag, capsys):
 
 # ---- 4. masks that are not binary ------------------------------------------------------------------
 def test_soft_or_rgb_maps_are_refused_unless_thresholded(tmp_path, capsys):
-    import eval_proposals
+    eval_proposals = load_tool("eval_proposals")
 
     gt = np.zeros((10, 10), np.uint8)
     gt[:5] = 255
@@ -190,8 +193,8 @@ def test_sigterm_during_a_write_leaves_no_temp_file(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(ROOT)!r})
-        from SPM.cli import exit_cleanly_on_sigterm
-        from SPM.io import _atomic_write
+        from common.cli import exit_cleanly_on_sigterm
+        from common.io import _atomic_write
         exit_cleanly_on_sigterm()
         def slow(fh):
             fh.write(b"half")
@@ -210,7 +213,7 @@ def test_sigterm_during_a_write_leaves_no_temp_file(tmp_path):
 
 
 def test_stale_temp_files_of_dead_writers_are_removed_live_ones_kept(tmp_path, rng):
-    from SPM.io import _WRITER
+    from common.io import _WRITER
 
     host = _WRITER.rsplit("-", 1)[0]
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
-import evaluate
 import numpy as np
 import pytest
 from scipy.spatial.distance import directed_hausdorff
+from tooling import load_tool
 
+from common.io import write_png
 from evaluation.glas_objects import (
     ObjectSums,
     _Objects,
@@ -18,7 +19,8 @@ from evaluation.glas_objects import (
     object_f1_counts,
     object_sums,
 )
-from SPM.io import write_png
+
+evaluate = load_tool("evaluate")
 
 
 def hand_case() -> tuple[np.ndarray, np.ndarray]:

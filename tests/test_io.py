@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from SPM.io import InputError, find_ground_truth, read_bgr, write_csv, write_png
+from common.io import InputError, find_ground_truth, read_bgr, write_csv, write_png
 
 
 def test_reads_bgr_like_cv2(tmp_path, rng):
@@ -105,7 +105,7 @@ def _umask() -> int:
 
 
 def test_unwritable_output_is_reported(tmp_path):
-    from SPM.io import check_writable
+    from common.io import check_writable
 
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -114,7 +114,7 @@ def test_unwritable_output_is_reported(tmp_path):
 
 
 def test_merge_summary_keeps_unredone_rows_and_lets_later_rows_win(tmp_path):
-    from SPM.io import merge_summary, read_csv, write_csv
+    from common.io import merge_summary, read_csv, write_csv
 
     summary, part = tmp_path / "summary.csv", tmp_path / ".part.csv"
     write_csv(summary, [{"image": "a", "status": "failed"}, {"image": "b", "status": "ok"}], ("image", "status"))
@@ -125,7 +125,7 @@ def test_merge_summary_keeps_unredone_rows_and_lets_later_rows_win(tmp_path):
 
 
 def test_prepare_batch_checks_before_any_work(tmp_path):
-    from SPM.io import InputError, error_line, prepare_batch
+    from common.io import InputError, error_line, prepare_batch
 
     images, out = tmp_path / "images", tmp_path / "out"
     images.mkdir()

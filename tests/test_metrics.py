@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tooling import load_tool
 
+from common.io import write_png
 from evaluation.pixel import PooledCounts, pooled_metrics
-from SPM.io import write_png
 
 
 def test_pooled_metrics_by_hand():
@@ -34,7 +35,7 @@ def test_shape_mismatch_raises():
 
 
 def test_eval_proposals_cli(tmp_path, capsys):
-    import eval_proposals
+    eval_proposals = load_tool("eval_proposals")
 
     pred = np.zeros((4, 4), np.uint8)
     pred[:2] = 1
@@ -54,7 +55,7 @@ def test_eval_proposals_cli(tmp_path, capsys):
 
 def test_authors_reference_train_51(reference_root, glas_root, capsys):
     """The authors' published SPM map for train_51 scores 0.699 mIoU against its mask."""
-    import eval_proposals
+    eval_proposals = load_tool("eval_proposals")
 
     rc = eval_proposals.main([str(reference_root), str(glas_root / "train" / "masks"),
                               "--pred_suffix", "_gland_proposal"])

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import MSG  # noqa: F401
-from MSG.losses import MSGOmission, MSGVariationLoss, border_anchor, refine_proposal, variation_loss
+from MSG.decode_heads import MSGOmission, refine_proposal
+from MSG.losses import MSGVariationLoss, border_anchor, variation_loss
 
 
 def emb(*vectors):

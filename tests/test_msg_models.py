@@ -173,3 +173,55 @@ def test_faithful_config_forward_backward_on_cpu():
     losses = model.loss(data["inputs"], data["data_samples"])
     sum(v for k, v in losses.items() if "loss" in k).backward()
     assert model.backbone.conv1a.weight.grad is not None
+
+
+def test_omission_fill_teaches_the_lumen_enclosed_by_the_predicted_ring():
+    """fill_holes: background enclosed by prediction or R (holes < area, not at the patch edge) becomes gland."""
+    from MSG.decode_heads.msg_omission import fill_target_holes
+
+    target = torch.zeros(1, 20, 20, dtype=torch.long)
+    target[0, 0, :] = 255  # padding stays ignore
+    predicted = torch.zeros(1, 20, 20, dtype=torch.bool)
+    predicted[0, 4:12, 4:12] = True
+    predicted[0, 6:10, 6:10] = False  # a predicted ring around a 16 px lumen
+    target[0, 14:19, 14:19] = 1
+    target[0, 16, 16] = 0  # a 1 px hole inside a proposal gland
+    filled = fill_target_holes(target, predicted, area=17)
+    assert filled[0, 6:10, 6:10].all() and filled[0, 16, 16] and int(filled.sum()) == 17
+    assert (target[0, 6:10, 6:10] == 1).all() and (target[0, 0] == 255).all()
+    assert int((target == 1).sum()) == 25 + 16  # the predicted ring itself is not made a target
+    small = torch.zeros(1, 20, 20, dtype=torch.long)
+    assert not fill_target_holes(small, predicted, area=16).any()  # "smaller than" is strict
+
+
+def test_omission_fill_in_the_head_and_grouping_without_variation():
+    torch.manual_seed(0)
+    cfg = Config.fromfile(str(TINY))
+    cfg.model.decode_head.omission.fill_holes = 200
+    cfg.model.decode_head.omission.delta = 2.0  # no relabelling by embeddings: the fill alone acts
+    model = MODELS.build(cfg.model).train()
+    proposal = torch.zeros(2, 64, 64, dtype=torch.long)
+    proposal[:, 16:48, 16:48] = 1
+    proposal[:, 24:40, 24:40] = 0  # a ring proposal whose 256 px lumen is background
+    with torch.no_grad():  # predict background everywhere: only R encloses holes
+        model.decode_head.conv_seg.weight.zero_()
+        model.decode_head.conv_seg.bias.copy_(torch.tensor([1.0, 0.0]))
+    feats = model.extract_feat(torch.rand(2, 3, 64, 64))
+    losses, _ = model.decode_head.loss_msg(feats, _samples(proposal), iteration=10)
+    assert float(losses["fill_frac"]) == 0.0  # 256 px >= 200: not filled
+    model.decode_head.omission.fill_holes = 257
+    losses, targets = model.decode_head.loss_msg(feats, _samples(proposal), iteration=10)
+    assert (targets[0].gt_sem_seg.data[0, 24:40, 24:40] == 1).all()
+
+    # Without Variation, Omission groups by the bottleneck features: the (untrained) embedding
+    # branch does not change the refined proposal.
+    cfg = Config.fromfile(str(TINY))
+    cfg.model.decode_head.variation = None
+    model = MODELS.build(cfg.model).train()
+    proposal[:, 24:40, 24:40] = 2
+    feats = [f.detach() for f in model.extract_feat(torch.rand(2, 3, 64, 64))]
+    _, before = model.decode_head.loss_msg(feats, _samples(proposal), iteration=10)
+    with torch.no_grad():
+        model.decode_head.embed_head[1].weight.normal_()
+    _, after = model.decode_head.loss_msg(feats, _samples(proposal), iteration=10)
+    assert torch.equal(before[0].gt_sem_seg.data, after[0].gt_sem_seg.data)

@@ -3,16 +3,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import ablation
-import convert_checkpoint
-import crop_img_and_gt as crop
-import evaluate
 import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from tooling import load_tool
 
-from SPM.io import read_mask, write_png
+from common.io import read_mask, write_png
+
+ablation = load_tool("ablation")
+convert_checkpoint = load_tool("convert_checkpoint")
+crop = load_tool("crop_img_and_gt")
+evaluate = load_tool("evaluate")
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,7 +98,7 @@ def test_convert_bare_backbone_and_bad_file(tmp_path, capsys):
 
 def test_prepare_glas_from_official_flat_layout(tmp_path, rng, capsys):
     import cv2
-    import prepare_glas
+    prepare_glas = load_tool("prepare_glas")
 
     src = tmp_path / "Warwick_QU_Dataset"
     src.mkdir()

@@ -26,8 +26,8 @@ from baselines.picie_training import (
     picie_loss,
     random_geometric,
     random_jitter,
-    set_level_oracle,
 )
+from evaluation.oracles import set_level_oracle
 
 
 def _blobs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

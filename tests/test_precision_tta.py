@@ -13,6 +13,7 @@ from mmengine.config import Config
 from mmengine.optim import OptimWrapper
 from mmseg.registry import MODELS, OPTIM_WRAPPERS
 from test_msg_models import _samples
+from tooling import load_tool
 
 from common.precision import BF16_ENV, bf16_native, bf16_override, bf16_supported
 from MSG.datasets.tta import OEEM_RATIOS, positive_ratio, tta_cost, tta_ratios, with_tta_ratios, without_loading
@@ -118,7 +119,7 @@ def test_bf16_wrapper_is_registered_builds_on_cpu_and_checkpoints():
 
 
 def test_configs_precision_and_train_amp_flag():
-    import train
+    train = load_tool("train")
 
     assert Config.fromfile(str(FAITHFUL)).optim_wrapper.type == "OptimWrapper"  # fp32 stays the faithful default
     cpu = Config.fromfile(str(CPU))

@@ -34,7 +34,7 @@ def run_as_written(commands: list[str], cwd: Path) -> list[tuple[str, str]]:
 
 def test_quickstart_block_is_the_pipeline():
     verbs = [shlex.split(c)[1] for c in quickstart_commands()]
-    assert verbs == ["tools/make_synthetic_glas.py", "SPM/SPM.py", "tools/crop_img_and_gt.py", "tools/train.py",
+    assert verbs == ["tools/make_synthetic_glas.py", "tools/spm.py", "tools/crop_img_and_gt.py", "tools/train.py",
                      "tools/test.py", "tools/predict.py", "tools/evaluate.py"]
 
 

@@ -7,15 +7,14 @@ import numpy as np
 import pytest
 from skimage import measure
 
-from SPM import BACKGROUND, BORDER, INTERIOR
+from common.morphology import fill_enclosed_holes, remove_small_holes, remove_small_objects
+from common.proposals import BACKGROUND, BORDER, INTERIOR
 from SPM.select import (
     cluster_stats,
     encode_proposal,
     fill_glands,
     mine_proposal,
     remove_noise,
-    remove_small_holes,
-    remove_small_objects,
     select_border_cluster,
 )
 
@@ -214,3 +213,15 @@ def test_mine_proposal_ring_image():
 def test_mine_proposal_rejects_shape_mismatch():
     with pytest.raises(ValueError, match="differ in shape"):
         mine_proposal(np.zeros((4, 4)), np.zeros((4, 5), np.int64), 2)
+
+
+def test_fill_enclosed_holes_leaves_edge_components():
+    ring = blocks((20, 20), (2, 2, 8, 8))
+    ring[4:8, 4:8] = False  # a 16 px hole inside the ring
+    ring[0:3, 12:20] = False  # background at the edge stays background
+    corner = ~blocks((20, 20), (0, 0, 3, 3))  # a 9 px background piece touching the edge
+    filled = fill_enclosed_holes(ring, 17)
+    assert filled[4:8, 4:8].all() and not filled[0, 15]
+    assert not fill_enclosed_holes(ring, 16)[4:8, 4:8].any()  # "smaller than" is strict
+    assert not fill_enclosed_holes(corner, 100)[0, 0]
+    assert remove_small_holes(corner, 100)[0, 0]  # SPM's rule fills it (skimage semantics)

@@ -20,12 +20,12 @@ from baselines.sgscn_clustering import (
     center_loss,
     cluster_image,
     gland_pseudo_mask,
-    oracle_majority_labels,
     select_gland_cluster,
     sgscn_loss,
     should_stop,
 )
-from SPM.io import write_png
+from common.io import write_png
+from evaluation.oracles import oracle_majority_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 EPS = 1e-3
@@ -208,3 +208,14 @@ def test_scripts_run_from_the_repository_root():
         proc = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True,
                               timeout=120)
         assert proc.returncode == 0 and "usage:" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_label_free_rule_warns_when_it_picks_a_bright_cluster():
+    labels = np.zeros((200, 200), np.int64)
+    labels[:5] = 1  # 1,000 px of dark nuclei: too small
+    labels[5:50] = 2  # 9,000 px mid-gray: too small
+    gray = np.select([labels == 1, labels == 2], [30, 120], 220).astype(np.uint8)
+    sel = select_gland_cluster(gray, labels, min_pixels=10000)
+    assert sel.cluster == 0 and "brighter than the image" in sel.warning
+    labels[:60] = 1  # now the dark cluster is large: no warning
+    assert select_gland_cluster(np.where(labels == 1, 30, 220).astype(np.uint8), labels, 10000).warning is None

@@ -6,11 +6,14 @@ import csv
 import cv2
 import numpy as np
 import pytest
-from make_synthetic_glas import make_synthetic_image
 from scipy import ndimage
+from tooling import load_tool
 
-from SPM import SPM as spm_cli
-from SPM.io import write_png
+from common.io import write_png
+
+make_synthetic_image = load_tool("make_synthetic_glas").make_synthetic_image
+spm_cli = load_tool("spm")
+
 
 FAST = ["--no-compile", "--device", "cpu"]
 

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import cv2
-import make_synthetic_glas
 import numpy as np
+from tooling import load_tool
+
+make_synthetic_glas = load_tool("make_synthetic_glas")
 
 
 def test_deterministic_and_consistent(tmp_path):

@@ -28,16 +28,11 @@ import sys
 import time
 from pathlib import Path
 
+from common.io import InputError, write_csv
+from evaluation.folders import OBJECT_FIELDS, score_objects
+from MSG.datasets.tta import positive_ratio
+
 ROOT = Path(__file__).resolve().parents[1]
-if __package__ in (None, ""):
-    sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "tools"))
-
-from evaluate import FIELDS as PER_IMAGE_FIELDS  # noqa: E402
-from evaluate import evaluate  # noqa: E402
-
-from MSG.datasets.tta import positive_ratio  # noqa: E402
-from SPM.io import InputError, write_csv  # noqa: E402
 
 VARIANTS = {"ce": "_ce", "variation": "_variation", "omission": "_omission", "msg": ""}
 METRICS = ("mIoU", "Dice", "obj_F1", "obj_Dice", "obj_Hausdorff")
@@ -98,12 +93,12 @@ def prediction_folder(tta: bool, ratios: list[float] | None) -> str:
 
 def score(pred_dir: Path, masks: Path, hausdorff: bool, csv_path: Path) -> dict:
     """``tools/evaluate.py``'s metrics of a folder of masks/maps; per-image table to ``csv_path``."""
-    summary, per_image, errors = evaluate(pred_dir, masks, hausdorff)
-    for line in errors:
+    summary, per_image, pairing = score_objects(pred_dir, masks, hausdorff)
+    for line in pairing.errors:
         print(f"error: {line}", file=sys.stderr)
     for line in summary["notices"]:
         print(f"note: {line}", file=sys.stderr)
-    write_csv(csv_path, per_image, PER_IMAGE_FIELDS)
+    write_csv(csv_path, per_image, OBJECT_FIELDS)
     return summary
 
 

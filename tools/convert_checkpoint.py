@@ -14,14 +14,11 @@ from __future__ import annotations
 import argparse
 import io
 import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from common.io import InputError, write_bytes
 from MSG.compat.safe_globals import check_checkpoint
-from SPM.io import InputError, write_bytes
 
 HEAD_PREFIXES = ("backbone.", "decode_head.", "auxiliary_head.", "neck.")
 
@@ -29,7 +26,7 @@ HEAD_PREFIXES = ("backbone.", "decode_head.", "auxiliary_head.", "neck.")
 def convert_state(ckpt: dict) -> dict:
     """Returns the converted checkpoint dict ``{'state_dict': ..., 'meta': ...}``."""
     state = ckpt.get("state_dict", ckpt)
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError("no tensor state dict found")
     state = {k.removeprefix("module."): v for k, v in state.items()}
     if not any(k.startswith(HEAD_PREFIXES) for k in state):
@@ -42,12 +39,14 @@ def convert_state(ckpt: dict) -> dict:
 
 
 def check_against_config(state: dict, config: str) -> tuple[list[str], list[str]]:
-    from mmengine.config import Config
     from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
 
     import MSG  # noqa: F401
+    from MSG.apis import load_config
 
-    cfg = Config.fromfile(config)
+    register_all_modules(init_default_scope=True)  # builds by mmseg's names outside a Runner too
+    cfg = load_config(config)
     cfg.model.backbone.init_cfg = None
     model = MODELS.build(cfg.model)
     result = model.load_state_dict(state, strict=False)
@@ -66,15 +65,20 @@ def main(argv: list[str] | None = None) -> int:
             converted = convert_state(ckpt)
         except ValueError as err:
             raise InputError(args.src, f"not a convertible checkpoint ({err})") from None
+        # checked before anything is written
+        missing, unexpected = check_against_config(converted["state_dict"], args.config) if args.config else ([], [])
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     buffer = io.BytesIO()
     torch.save(converted, buffer)
-    write_bytes(args.dst, buffer.getvalue())
+    try:
+        write_bytes(args.dst, buffer.getvalue())
+    except OSError as err:
+        print(f"error: {args.dst}: cannot write ({err.strerror or err})", file=sys.stderr)
+        return 2
     print(f"wrote {args.dst}: {len(converted['state_dict'])} tensors")
     if args.config:
-        missing, unexpected = check_against_config(converted["state_dict"], args.config)
         print(f"missing keys ({len(missing)}): {missing}")
         print(f"unexpected keys ({len(unexpected)}): {unexpected}")
     return 0

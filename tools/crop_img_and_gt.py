@@ -1,12 +1,14 @@
 """Crop images and their proposal maps into overlapping patches for MSG training.
 
-    python tools/crop_img_and_gt.py IMG_DIR PROPOSAL_DIR OUT_DIR [--crop_size 256 --stride 192]
+    python tools/crop_img_and_gt.py IMG_DIR PROPOSAL_DIR OUT_DIR [--crop_size 256] [--stride 192] [--scale 0.5]
 
 Tiles cover the whole image: offsets 0, stride, 2*stride, ... and a last tile flush with the right /
 bottom border. An image smaller than a crop is padded (image with 0, proposal with 255 = ignore).
 Writes ``OUT_DIR/images/NAME_Y_X.png`` and ``OUT_DIR/proposals/NAME_Y_X.png`` (Y, X = tile offset in
 the source), so patches can be merged back (:func:`merge_tiles`). Proposals are matched to images by
-stem; an image without a proposal is reported and skipped (exit 1).
+stem; an image without a proposal, or a map that is not a 0/1/2 proposal map (the original 0/127/254
+maps are converted), is reported and skipped (exit 1). ``--scale`` resizes image (area) and proposal
+(nearest) before tiling: the patches of the half-resolution recipe.
 """
 from __future__ import annotations
 
@@ -14,15 +16,13 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
+import cv2
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from SPM.cli import exit_cleanly_on_sigterm, int_at_least
-from SPM.io import (
+from common.cli import exit_cleanly_on_sigterm, int_at_least, positive_float
+from common.io import (
     InputError,
     check_unique_stems,
+    check_writable,
     is_image_file,
     list_files,
     read_bgr,
@@ -30,46 +30,29 @@ from SPM.io import (
     remove_stale_temp_files,
     write_png,
 )
+from common.proposals import IGNORE, as_proposal
+from common.tiles import crop_tiles, merge_tiles, pad_to, tile_offsets  # noqa: F401  (re-exported)
 
-PROPOSAL_PAD = 255
-
-
-def tile_offsets(length: int, crop: int, stride: int) -> list[int]:
-    """Start offsets covering ``[0, length)`` with tiles of ``crop``; the last one flush with the end."""
-    if crop <= 0 or stride <= 0:
-        raise ValueError("crop and stride must be positive")
-    if length <= crop:
-        return [0]
-    offsets = list(range(0, length - crop + 1, stride))
-    if offsets[-1] != length - crop:
-        offsets.append(length - crop)
-    return offsets
+PROPOSAL_PAD = IGNORE
 
 
-def pad_to(array: np.ndarray, height: int, width: int, value: int) -> np.ndarray:
-    h, w = array.shape[:2]
-    if h >= height and w >= width:
-        return array
-    pad = [(0, max(0, height - h)), (0, max(0, width - w))] + [(0, 0)] * (array.ndim - 2)
-    return np.pad(array, pad, constant_values=value)
-
-
-def crop_tiles(array: np.ndarray, crop: int, stride: int, pad_value: int) -> dict[tuple[int, int], np.ndarray]:
-    """``{(y, x): tile}`` covering the (padded) array."""
-    padded = pad_to(array, crop, crop, pad_value)
-    h, w = padded.shape[:2]
-    return {(y, x): padded[y : y + crop, x : x + crop]
-            for y in tile_offsets(h, crop, stride) for x in tile_offsets(w, crop, stride)}
-
-
-def merge_tiles(tiles: dict[tuple[int, int], np.ndarray], height: int, width: int) -> np.ndarray:
-    """Inverse of :func:`crop_tiles` for the original ``height x width`` (padding dropped)."""
-    first = next(iter(tiles.values()))
-    crop = first.shape[0]
-    out = np.zeros((max(height, crop), max(width, crop), *first.shape[2:]), first.dtype)
-    for (y, x), tile in tiles.items():
-        out[y : y + tile.shape[0], x : x + tile.shape[1]] = tile
-    return out[:height, :width]
+def prepare_output(out: Path, inputs: list[Path], overwrite: bool) -> None:
+    """Check ``out`` before any patch is written: not an input folder nor inside one, writable, and
+    without patches of an earlier run (removed with ``overwrite``), so old and new patches never mix."""
+    resolved = out.resolve()
+    for folder in inputs:
+        src = folder.resolve()
+        if resolved == src or src in resolved.parents:
+            raise InputError(out, f"is (inside) the input folder {folder}; choose a separate output folder")
+    for folder in (out / "images", out / "proposals"):
+        check_writable(folder)
+        remove_stale_temp_files(folder)
+        old = list(folder.glob("*.png"))
+        if old and not overwrite:
+            raise InputError(folder, f"holds {len(old)} patches of an earlier run; pass --overwrite to replace "
+                                     "them or choose an empty output folder")
+        for f in old:
+            f.unlink()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,8 +61,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("proposal_dir")
     p.add_argument("out_dir")
     p.add_argument("--crop_size", type=int_at_least(1), default=256)
-    p.add_argument("--stride", type=int_at_least(1), default=192)
+    p.add_argument("--stride", type=int_at_least(1), help="default: 3/4 of the crop size (192 for 256)")
+    p.add_argument("--scale", type=positive_float, default=1.0,
+                   help="resize images (area) and proposals (nearest) by this factor before cropping")
+    p.add_argument("--overwrite", action="store_true",
+                   help="remove the patches already in OUT_DIR first (otherwise a non-empty OUT_DIR is refused)")
     args = p.parse_args(argv)
+    if args.stride is None:
+        args.stride = max(1, round(0.75 * args.crop_size))
+    if args.stride > args.crop_size:
+        p.error(f"--stride {args.stride} > --crop_size {args.crop_size} would leave bands of the image uncovered")
     exit_cleanly_on_sigterm()
     out = Path(args.out_dir)
     n_images = n_tiles = 0
@@ -87,25 +78,38 @@ def main(argv: list[str] | None = None) -> int:
     try:
         files = [f for f in list_files(args.img_dir) if is_image_file(f)]
         check_unique_stems(files)
+        prepare_output(out, [Path(args.img_dir), Path(args.proposal_dir)], args.overwrite)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    for folder in (out / "images", out / "proposals"):
-        remove_stale_temp_files(folder)
     for path in files:
         try:
             image, _ = read_bgr(path)
-            proposal = read_mask_for(Path(args.proposal_dir) / f"{path.stem}.png", image.shape,
-                                     "no proposal map for this image").astype(np.uint8)
+            proposal_path = Path(args.proposal_dir) / f"{path.stem}.png"
+            proposal = as_proposal(proposal_path, read_mask_for(proposal_path, image.shape,
+                                                                "no proposal map for this image"))
         except InputError as err:
             errors.append(str(err))
             print(f"error: {err}", file=sys.stderr)
             continue
+        if args.scale != 1.0:
+            size = (max(1, round(image.shape[1] * args.scale)), max(1, round(image.shape[0] * args.scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            proposal = cv2.resize(proposal, size, interpolation=cv2.INTER_NEAREST)
         img_tiles = crop_tiles(image, args.crop_size, args.stride, 0)
         prop_tiles = crop_tiles(proposal, args.crop_size, args.stride, PROPOSAL_PAD)
-        for (y, x), tile in img_tiles.items():
-            write_png(out / "images" / f"{path.stem}_{y}_{x}.png", tile)
-            write_png(out / "proposals" / f"{path.stem}_{y}_{x}.png", prop_tiles[(y, x)])
+        written: list[Path] = []
+        try:
+            for (y, x), tile in img_tiles.items():
+                for folder, array in (("images", tile), ("proposals", prop_tiles[(y, x)])):
+                    target = out / folder / f"{path.stem}_{y}_{x}.png"
+                    write_png(target, array)
+                    written.append(target)
+        except OSError as err:  # disk full, folder gone: no image is left half-tiled
+            for target in written:
+                target.unlink(missing_ok=True)
+            print(f"error: {out}: cannot write the patches of {path} ({err.strerror or err})", file=sys.stderr)
+            return 2
         n_images += 1
         n_tiles += len(img_tiles)
     print(f"cropped {n_images} images into {n_tiles} patches of {args.crop_size} (stride {args.stride}) "

@@ -14,4 +14,4 @@ shift 3
 PORT=${PORT:-29511}
 HERE=$(cd "$(dirname "$0")" && pwd)
 exec torchrun --nnodes=1 --nproc_per_node="$NPROC" --master_addr=127.0.0.1 --master_port="$PORT" \
-    "$HERE/../SPM/SPM.py" --train_image_path "$IMAGES" --output_root "$OUT" "$@"
+    "$HERE/spm.py" --train_image_path "$IMAGES" --output_root "$OUT" "$@"

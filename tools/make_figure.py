@@ -18,11 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from SPM import BORDER, INTERIOR
-from SPM.io import InputError, find_ground_truth, read_bgr, read_mask_for, write_png
+from common.io import InputError, find_ground_truth, read_bgr, read_mask_for, write_png
+from common.proposals import BORDER, INTERIOR
 from SPM.visualize import overlay_proposal
 
 

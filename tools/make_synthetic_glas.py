@@ -18,10 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from SPM.io import write_png
+from common.io import write_png
 
 # RGB colours of H&E tissue components
 STROMA = (228, 165, 196)

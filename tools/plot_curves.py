@@ -16,10 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from SPM.io import InputError, write_bytes
+from common.io import InputError, write_bytes
 
 DEFAULT_KEYS = ("loss", "decode.loss_ce", "decode.loss_variation", "aux.loss_ce", "decode.relabel_frac",
                 "decode.cos_gap")

@@ -20,13 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from evaluation.glas_objects import renumber_ids
-from SPM.io import (
+from common.io import (
     InputError,
     check_unique_stems,
+    check_writable,
     is_image_file,
     list_files,
     read_bgr,
@@ -34,6 +31,7 @@ from SPM.io import (
     write_csv,
     write_png,
 )
+from evaluation.glas_objects import renumber_ids
 
 OFFICIAL_COUNTS = {"train": 85, "testA": 60, "testB": 20}
 NAME = re.compile(r"^(train|testA|testB)_(\d+)$")
@@ -52,8 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     src, dst = Path(args.src), Path(args.dst)
     try:
+        if dst.resolve() == src.resolve():
+            raise InputError(dst, "is the source folder; write the project layout to another folder")
         files = [f for f in list_files(src) if is_image_file(f)]
         check_unique_stems(f for f in files if NAME.match(f.stem))
+        if not any(NAME.match(f.stem) for f in files):
+            raise InputError(src, "no GlaS images (train_N, testA_N, testB_N with NAME_anno beside them); "
+                                  "give the official Warwick_QU_Dataset folder")
+        check_writable(dst)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -72,8 +76,12 @@ def main(argv: list[str] | None = None) -> int:
             errors.append(str(err))
             print(f"error: {err}", file=sys.stderr)
             continue
-        write_png(dst / split / "images" / f"{path.stem}.png", image)
-        write_png(dst / split / "masks" / f"{path.stem}.png", instance_mask(mask))
+        try:
+            write_png(dst / split / "images" / f"{path.stem}.png", image)
+            write_png(dst / split / "masks" / f"{path.stem}.png", instance_mask(mask))
+        except OSError as err:
+            print(f"error: {dst}: cannot write ({err.strerror or err})", file=sys.stderr)
+            return 2
         counts[split] += 1
         rows.append({"split": split, "name": path.stem, "width": image.shape[1], "height": image.shape[0],
                      "instances": len(np.unique(mask[mask > 0])), "fg_frac": f"{(mask > 0).mean():.4f}"})

@@ -13,19 +13,17 @@ import argparse
 import os
 import os.path as osp
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import MSG  # noqa: F401
+from common.io import InputError
+from MSG.apis import check_weights_fit, load_config
 from MSG.compat.launch import launched
-from MSG.compat.safe_globals import allow_mmengine_checkpoints
+from MSG.compat.safe_globals import allow_mmengine_checkpoints, check_checkpoint
 from MSG.datasets.tta import positive_ratio, with_tta_ratios
 from MSG.engine.preflight import check_test_inputs
-from SPM.io import InputError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,13 +44,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not osp.isfile(args.config):
-        print(f"error: {args.config}: config file not found", file=sys.stderr)
+    try:
+        cfg = load_config(args.config, args.cfg_options)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
-    cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = args.work_dir or cfg.get("work_dir") or osp.join(
         "./work_dirs", osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
@@ -72,7 +69,17 @@ def main(argv: list[str] | None = None) -> int:
         cfg.model = cfg.tta_model
     allow_mmengine_checkpoints()
     with launched(cfg, args.launcher):
-        Runner.from_cfg(cfg).test()
+        runner = Runner.from_cfg(cfg)
+        model = runner.model
+        while hasattr(model, "module"):  # DDP and SegTTAModel wrap the segmentor
+            model = model.module
+        try:
+            state = check_checkpoint(args.checkpoint)
+            check_weights_fit(model, state.get("state_dict", state), args.checkpoint)
+        except InputError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        runner.test()
     return 0
 
 

@@ -9,18 +9,16 @@ import argparse
 import os
 import os.path as osp
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import MSG  # noqa: F401  (registers MSG and the mmcv.ops stand-in before mmseg loads)
+from common.io import InputError
+from MSG.apis.config import load_config
 from MSG.compat.launch import launched
 from MSG.compat.safe_globals import allow_mmengine_checkpoints
 from MSG.engine.preflight import check_train_inputs
-from SPM.io import InputError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,16 +54,16 @@ def select_amp(cfg: Config) -> None:
 
 
 def build_cfg(args: argparse.Namespace) -> Config:
-    if not osp.isfile(args.config):
-        raise InputError(args.config, "config file not found")
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
     if args.work_dir:
         cfg.work_dir = args.work_dir
     elif cfg.get("work_dir") is None:
         cfg.work_dir = osp.join("./work_dirs", osp.splitext(osp.basename(args.config))[0])
+    head = cfg.model.get("decode_head") or {}
+    if head.get("type") == "MSGPSPHead" and not head.get("variation"):
+        # without MSG for Variation the embedding branch gets no gradient; DDP must be told
+        cfg.setdefault("find_unused_parameters", True)
     if args.amp:
         select_amp(cfg)
     cfg.resume = args.resume
@@ -81,8 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     allow_mmengine_checkpoints()
-    with launched(cfg, args.launcher):
-        Runner.from_cfg(cfg).train()
+    try:
+        with launched(cfg, args.launcher):
+            Runner.from_cfg(cfg).train()
+    except FloatingPointError as err:  # a diverged run: MSSGEncoderDecoder refuses a non-finite loss
+        print(f"error: {cfg.work_dir}: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

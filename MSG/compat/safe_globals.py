@@ -72,7 +72,7 @@ def check_checkpoint(path: str | os.PathLike) -> dict:
     Raises:
         InputError: ``PATH: file not found`` or ``PATH: not a loadable checkpoint (REASON)``.
     """
-    from SPM.io import InputError
+    from common.io import InputError
 
     if not os.path.isfile(path):
         raise InputError(path, "file not found")

@@ -18,7 +18,7 @@ from mmseg.datasets.basesegdataset import BaseSegDataset
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import DATASETS, TRANSFORMS
 
-from SPM.io import IMAGE_EXTENSIONS, find_ground_truth
+from common.io import IMAGE_EXTENSIONS, find_ground_truth
 
 GLAS_METAINFO = dict(classes=("background", "gland"), palette=[[0, 0, 0], [255, 255, 255]])
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 
-from SPM.cli import positive_float
+from common.cli import positive_float
 
 # OEEM's MultiScaleFlipAug ratios (relative to the training scale), the MSSG test protocol.
 OEEM_RATIOS = (0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)

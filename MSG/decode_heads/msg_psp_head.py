@@ -11,7 +11,9 @@ inference, slide testing and metrics work as for any decode head. Training goes 
 Losses (``P`` the 0/1/2 proposal, resized by nearest to h x w for the embedding terms):
 
     decode.loss_ce         L_O = CE(logits, R)  with R the refined proposal once MSG for Omission
-                           is active (``iteration >= omission.start_iter``), else CE(logits, P > 0)
+                           is active (``iteration >= omission.start_iter``), else CE(logits, P > 0);
+                           without MSG for Variation (an ablation), R groups by the normalised
+                           bottleneck features, since the embedding branch then has no loss
     decode.loss_variation  lambda_V * L_V       (MSG for Variation)
 
 and, for logging only, ``decode.relabel_frac`` (share of the proposal's background relabelled
@@ -28,9 +30,9 @@ from mmseg.structures import SegDataSample
 from torch import nn
 from torch.nn import functional as F
 
-from MSG.losses.msg_omission import binary_target
+from common.proposals import BACKGROUND, BORDER, INTERIOR
+from MSG.decode_heads.msg_omission import binary_target
 from MSG.losses.msg_variation import border_anchor, masked_mean
-from SPM import BACKGROUND, BORDER, INTERIOR
 
 
 @MODELS.register_module()
@@ -74,20 +76,34 @@ class MSGPSPHead(PSPHead):
 
     def forward_with_embedding(self, inputs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns ``(logits (B, num_classes, h, w), embeddings (B, embed_dim, h, w), unit norm)``."""
+        logits, embeddings, _ = self._forward_all(inputs)
+        return logits, embeddings
+
+    def _forward_all(self, inputs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(logits, embeddings, bottleneck features (B, channels, h, w))``."""
         feats = self._forward_feature(inputs)
-        return self.cls_seg(feats), F.normalize(self.embed_head(feats), dim=1)
+        return self.cls_seg(feats), F.normalize(self.embed_head(feats), dim=1), feats
 
     def loss_msg(
         self, inputs: list[torch.Tensor], batch_data_samples: list[SegDataSample], iteration: int
     ) -> tuple[dict[str, torch.Tensor], list[SegDataSample]]:
         """MSG training losses; also returns data samples carrying the target used (for auxiliary heads)."""
-        logits, embeddings = self.forward_with_embedding(inputs)
+        logits, embeddings, feats = self._forward_all(inputs)
         proposal_full = self._stack_batch_gt(batch_data_samples)[:, 0].long()  # (B, H, W)
         proposal_small = F.interpolate(proposal_full[:, None].float(), size=embeddings.shape[-2:],
                                        mode="nearest")[:, 0].long()
         stats: dict[str, torch.Tensor] = {}
         if self.omission is not None and self.omission.active(iteration):
-            target, stats = self.omission(embeddings, proposal_small, proposal_full)
+            predicted = None
+            if self.omission.fill_holes is not None:
+                with torch.no_grad():
+                    up = F.interpolate(logits.detach().float(), size=proposal_full.shape[-2:], mode="bilinear",
+                                       align_corners=self.align_corners)
+                    predicted = up.argmax(1) == 1
+            # Without MSG for Variation the embedding branch has no loss of its own (a random projection);
+            # Omission then groups pixels by the decode features, which the CE trains.
+            grouping = embeddings if self.variation is not None else F.normalize(feats.detach().float(), dim=1)
+            target, stats = self.omission(grouping, proposal_small, proposal_full, predicted)
         else:
             target = binary_target(proposal_full)
         target_samples = [

@@ -6,8 +6,10 @@ from __future__ import annotations
 import os.path as osp
 from typing import Any
 
+from PIL import Image
+
+from common.io import InputError, check_unique_stems, find_ground_truth, is_image_file, list_files
 from MSG.compat.safe_globals import check_checkpoint
-from SPM.io import InputError, check_unique_stems, is_image_file, list_files
 
 
 def _dataset_folder(dataloader: Any, key: str) -> str:
@@ -26,8 +28,40 @@ def _check_dataset(dataloader: Any, role: str) -> None:
             raise InputError(folder, f"{role} data folder not found (see glas/README.md)")
 
 
+def _size(path: str) -> tuple[int, int]:
+    """``(width, height)`` from the file header (upright, as the readers return it)."""
+    try:
+        with Image.open(path) as pil:
+            w, h = pil.size
+            return (h, w) if int(pil.getexif().get(0x0112, 1) or 1) in (5, 6, 7, 8) else (w, h)
+    except OSError as err:
+        raise InputError(path, f"cannot read image ({err.__class__.__name__})") from None
+
+
+def _check_pairs(dataloader: Any, role: str, find_map) -> None:
+    """Every image of the dataset has its map, of the same size."""
+    images = _dataset_folder(dataloader, "img_path")
+    maps = _dataset_folder(dataloader, "seg_map_path")
+    files = [f for f in list_files(images) if is_image_file(f) and not f.stem.endswith("_anno")]
+    if not files:
+        raise InputError(images, f"no {role} images")
+    for f in files:
+        path = find_map(maps, f.stem)
+        if _size(str(path)) != _size(str(f)):
+            (w, h), (iw, ih) = _size(str(path)), _size(str(f))
+            raise InputError(path, f"size {w}x{h} differs from its image {iw}x{ih} ({f})")
+
+
+def _proposal_patch(folder: str, stem: str) -> str:
+    path = osp.join(folder, f"{stem}.png")
+    if not osp.isfile(path):
+        raise InputError(path, "missing proposal patch for the image patch of the same name")
+    return path
+
+
 def check_train_inputs(cfg: Any) -> None:
-    """Training data, ``load_from`` / the checkpoint ``--resume`` continues from, pretrained weights."""
+    """Training data (every patch with its proposal patch), ``load_from`` / the checkpoint ``--resume``
+    continues from, pretrained weights."""
     _check_dataset(cfg.get("train_dataloader"), "training")
     if cfg.get("val_cfg") and cfg.get("val_dataloader"):
         _check_dataset(cfg.get("val_dataloader"), "validation")
@@ -43,6 +77,7 @@ def check_train_inputs(cfg: Any) -> None:
         raise InputError(init_cfg.get("checkpoint", ""), "pretrained backbone weights not found (see README, "
                                                          "Configs; or train from scratch with "
                                                          "--cfg-options model.backbone.init_cfg=None)")
+    _check_pairs(cfg.train_dataloader, "training", _proposal_patch)
 
 
 def check_test_inputs(cfg: Any, checkpoint: str) -> None:
@@ -52,3 +87,4 @@ def check_test_inputs(cfg: Any, checkpoint: str) -> None:
     images = _dataset_folder(cfg.test_dataloader, "img_path")
     check_unique_stems(f for f in list_files(images) if is_image_file(f) and not f.stem.endswith("_anno"))
     check_checkpoint(checkpoint)
+    _check_pairs(cfg.test_dataloader, "test", find_ground_truth)

@@ -1,9 +1,11 @@
 """MSSGEncoderDecoder: an EncoderDecoder that trains with the MSG losses.
 
 Training: the decode head (``MSGPSPHead``) receives the 0/1/2 proposal maps and the current
-iteration (set by ``MSGIterHook`` from the runner, so it survives ``--resume``), returns its losses
-and the target it supervised with (``R`` or ``P > 0``); the auxiliary head is trained on that
-same target. ``channels_last=True`` keeps weights and inputs in channels-last memory format
+iteration (mmengine's message hub carries the runner's iteration, also after ``--resume``; set
+``current_iter`` to override it outside a runner), returns its losses and the target it supervised
+with (``R`` or ``P > 0``); the auxiliary head is trained on that same target. A non-finite total
+loss stops training with ``FloatingPointError`` (a diverged run must not go on to write NaN
+checkpoints). ``channels_last=True`` keeps weights and inputs in channels-last memory format
 (oneDNN's preferred layout for bf16 convolutions on CPUs; measured in ``bench/msg_step.py``).
 Inference is plain EncoderDecoder (2-class logits, whole or slide mode), with one option:
 ``test_cfg.precision = "bf16"`` runs the network under bf16 autocast where the device runs bf16
@@ -16,6 +18,7 @@ CPUs (one 320x320 window at a time leaves most of oneDNN's parallelism unused).
 from __future__ import annotations
 
 import torch
+from mmengine.logging import MessageHub
 from mmseg.models.segmentors.encoder_decoder import EncoderDecoder
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
@@ -41,7 +44,26 @@ class MSSGEncoderDecoder(EncoderDecoder):
         precision = (self.test_cfg or {}).get("precision", "fp32")
         if precision not in PRECISIONS:
             raise ValueError(f"test_cfg.precision must be one of {PRECISIONS}, got {precision!r}")
-        self.current_iter = 0
+        self._current_iter: int | None = None
+
+    @property
+    def current_iter(self) -> int:
+        """The training iteration: set explicitly, else the runner's (``MessageHub`` runtime info ``iter``)."""
+        if self._current_iter is not None:
+            return self._current_iter
+        return int(MessageHub.get_current_instance().get_info("iter", 0))
+
+    @current_iter.setter
+    def current_iter(self, value: int | None) -> None:
+        self._current_iter = value
+
+    def parse_losses(self, losses: dict) -> tuple[Tensor, dict]:
+        loss, log_vars = super().parse_losses(losses)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite loss ({loss.item()}) at iteration {self.current_iter + 1}: training diverged "
+                f"(lower the learning rate); the checkpoints written before it are unaffected")
+        return loss, log_vars
 
     def extract_feat(self, inputs: Tensor) -> list[Tensor]:
         if self.channels_last:

@@ -1,4 +1,4 @@
-# mmseg 1.x runtime defaults, plus the MSG registrations and the iteration hook MSG needs.
+# mmseg 1.x runtime defaults, plus the MSG registrations.
 custom_imports = dict(imports=["MSG"], allow_failed_imports=False)
 default_scope = "mmseg"
 env_cfg = dict(
@@ -15,4 +15,3 @@ resume = False
 # One seed for every run, so that "same seed" means the same data order and initialisation.
 randomness = dict(seed=0)
 tta_model = dict(type="SegTTAModel")
-custom_hooks = [dict(type="MSGIterHook")]

@@ -1,6 +1,6 @@
 """SPM command line: mine gland proposals for every image of a folder.
 
-    python SPM/SPM.py --train_image_path DIR --output_root DIR --nConv 3 --cluster_num 5
+    python tools/spm.py --train_image_path DIR --output_root DIR --nConv 3 --cluster_num 5
 
 Outputs, under ``OUTPUT_ROOT/cluster_{K}_nConv_{N}/``:
 
@@ -21,14 +21,12 @@ import sys
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as `python SPM/SPM.py`: import the SPM package, not this file
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
-
 import torch
 from tqdm import tqdm
 
-from SPM.cli import exit_cleanly_on_sigterm, int_at_least
-from SPM.io import (
+from common.batch import claim_output_root
+from common.cli import exit_cleanly_on_sigterm, int_at_least, resolve_device
+from common.io import (
     InputError,
     error_line,
     is_image_file,
@@ -79,18 +77,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def resolve_device(spec: str, local_rank: int) -> torch.device:
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(spec)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(spec, "CUDA requested but torch.cuda.is_available() is False")
-        if device.index is None:
-            device = torch.device("cuda", local_rank % torch.cuda.device_count())
-    return device
-
-
 def output_dirs(root: Path, args: argparse.Namespace) -> dict[str, Path]:
     base = root / f"cluster_{args.cluster_num}_nConv_{args.nConv}"
     return {k: base / k for k in ("gland_proposal", "border_proposal", "cluster_label", "overlay")} | {"base": base}
@@ -106,9 +92,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = resolve_device(args.device, local_rank)
         files = prepare_batch(args.train_image_path, out.values())
+        with claim_output_root(out["base"], output_settings(args), resume=args.skip_existing, rank=rank):
+            return run(args, device, files, out, rank, world)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the summary could not be written (disk full, folder removed)
+        print(f"error: {out['base']}: cannot write ({err.strerror or err})", file=sys.stderr)
+        return 2
+
+
+def output_settings(args: argparse.Namespace) -> dict:
+    """The settings that shape the maps (recorded in settings.json; a resume must match them)."""
+    keys = ("nConv", "nChannel", "cluster_num", "maxIter", "lr", "stepsize_ce", "stepsize_ss",
+            "min_border_pixels", "hole_area", "seed", "exact", "scale")
+    return {"tool": "SPM", **{k: getattr(args, k) for k in keys}}
+
+
+def run(args: argparse.Namespace, device: torch.device, files: list[Path], out: dict[str, Path], rank: int,
+        world: int) -> int:
+    """Mine every file of this rank into ``out``; returns the exit code."""
     if device.type == "cpu" and world > 1:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world))))
 

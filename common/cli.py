@@ -9,6 +9,10 @@ import argparse
 import signal
 from collections.abc import Callable
 
+import torch
+
+from common.io import InputError
+
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
     """argparse ``type`` for an integer ``>= minimum`` (a usage error, exit 2, otherwise)."""
@@ -45,3 +49,22 @@ def exit_cleanly_on_sigterm() -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, handler)
+
+
+def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
+    """``auto`` (CUDA if available), ``cpu``, ``cuda`` or ``cuda:N`` as a device; ``cuda`` picks the
+    rank's GPU. Raises ``InputError`` for an unknown name or an absent GPU."""
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise InputError(spec, "unknown device (use auto, cpu, cuda or cuda:N)") from None
+    if device.type not in ("cpu", "cuda"):
+        raise InputError(spec, "unsupported device (use auto, cpu, cuda or cuda:N)")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(spec, "CUDA requested but torch.cuda.is_available() is False")
+        if device.index is None:
+            device = torch.device("cuda", local_rank % torch.cuda.device_count())
+    return device

@@ -32,11 +32,12 @@ class InputError(ValueError):
 
 
 def list_files(folder: str | os.PathLike) -> list[Path]:
-    """Regular, non-hidden files of ``folder`` in sorted order (the original's ``sorted(glob)``)."""
+    """Regular, non-hidden files of ``folder`` in sorted order (the original's ``sorted(glob)``), and
+    broken symbolic links (dangling or looping), so that a batch reports them instead of skipping them."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "not a directory")
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    return sorted(p for p in folder.iterdir() if (p.is_file() or p.is_symlink()) and not p.name.startswith("."))
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
@@ -48,13 +49,14 @@ def _decode_any(path: Path) -> np.ndarray:
     data = np.fromfile(path, dtype=np.uint8)  # np.fromfile + imdecode also handles non-ASCII paths
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is not None:
-        return img  # BGR, BGRA or gray, 8- or 16-bit
+        # IMREAD_UNCHANGED ignores the EXIF orientation that cv2.imread and mmcv (tools/test.py) apply
+        return upright(img, exif_orientation(path))  # BGR, BGRA or gray, 8- or 16-bit
     try:
         with Image.open(path) as pil:
             pil.load()
             if pil.mode == "P":
                 pil = pil.convert("RGBA" if "transparency" in pil.info else "RGB")
-            arr = np.asarray(pil)
+            arr = upright(np.asarray(pil), exif_orientation(path))
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise InputError(path, f"cannot decode image ({err.__class__.__name__})") from None
     if arr.ndim == 3 and arr.shape[2] == 3:
@@ -62,6 +64,34 @@ def _decode_any(path: Path) -> np.ndarray:
     elif arr.ndim == 3 and arr.shape[2] == 4:
         arr = arr[:, :, [2, 1, 0, 3]]
     return np.ascontiguousarray(arr)
+
+
+# EXIF orientation tag -> the array operation that shows the image upright (PIL's exif_transpose).
+_ORIENTATION_TAG = 0x0112
+_UPRIGHT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def exif_orientation(path: str | os.PathLike) -> int:
+    """The EXIF orientation of an image file (1, upright, when absent or unreadable)."""
+    try:
+        with Image.open(path) as pil:
+            return int(pil.getexif().get(_ORIENTATION_TAG, 1) or 1)
+    except (UnidentifiedImageError, OSError, ValueError, TypeError):
+        return 1
+
+
+def upright(array: np.ndarray, orientation: int) -> np.ndarray:
+    """``array`` (H, W[, C]) turned as its EXIF ``orientation`` says, as ``cv2.imread`` and mmcv show it."""
+    op = _UPRIGHT.get(orientation)
+    return array if op is None else np.ascontiguousarray(op(array))
 
 
 def _is_palette(path: Path) -> bool:
@@ -74,7 +104,8 @@ def _is_palette(path: Path) -> bool:
 
 
 def read_bgr(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
-    """Read an image as 8-bit, 3-channel BGR (what ``cv2.imread(path)`` gives for ordinary files).
+    """Read an image as 8-bit, 3-channel BGR (what ``cv2.imread(path)`` gives for ordinary files),
+    upright as its EXIF orientation says (as ``cv2.imread`` and mmcv's loader show it).
 
     Grayscale, alpha, 16-bit and palette images are converted; each conversion is reported
     in the returned warnings so that a batch can record it.
@@ -87,7 +118,8 @@ def read_bgr(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(path, "no such file")
+        raise InputError(path, "broken symbolic link (its target is missing or loops)" if path.is_symlink()
+                         else "no such file")
     if not is_image_file(path):
         raise InputError(path, f"not an image file type ({path.suffix or 'no extension'})")
     try:
@@ -130,7 +162,7 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     try:
         with Image.open(path) as pil:
-            arr = np.asarray(pil)
+            arr = upright(np.asarray(pil), int(pil.getexif().get(_ORIENTATION_TAG, 1) or 1))
     except FileNotFoundError:
         raise InputError(path, "no such file") from None
     except (UnidentifiedImageError, OSError, ValueError) as err:
@@ -189,7 +221,7 @@ def _atomic_write(path: Path, write: Callable[[IO], None], mode: str) -> None:
         raise
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -210,7 +242,7 @@ def remove_stale_temp_files(folder: str | os.PathLike) -> int:
     for tmp in folder.glob(f".*{_TMP_SUFFIX}"):
         parts = tmp.name.split(".")  # ['', NAME..., 'host-pid', random, 'tmp']
         writer_host, _, pid = parts[-3].rpartition("-") if len(parts) >= 5 else ("", "", "")
-        if writer_host != host or not pid.isdigit() or _pid_alive(int(pid)):
+        if writer_host != host or not pid.isdigit() or pid_alive(int(pid)):
             continue
         tmp.unlink(missing_ok=True)
         removed += 1

@@ -17,20 +17,27 @@ The prediction is then supervised by ``L_O = CE(prediction, R)``, which replaces
 ``P`` from ``start_iter`` on (before that the embeddings are untrained and ``R = P``). Images without
 border or without background pixels are not relabelled. ``band`` is given in *input* pixels
 (default 16) and converted with the embedding stride; ``None`` means anywhere.
+
+``fill_holes`` (opt-in, not in the paper) adds morphology to training: from ``start_iter`` on, the
+background enclosed by the gland of the current prediction together with ``R`` (4-connected
+components smaller than ``fill_holes`` input pixels that do not touch the patch edge) becomes gland
+in ``R`` as well. It is the training-time form of SPM's hole filling and of ``predict.py
+--fill-holes``: the pale lumen inside a predicted epithelial ring is taught as gland instead of
+being filled after the fact. ``fill_frac`` logs the share of background it relabels.
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from mmseg.registry import MODELS
 from torch import nn
 from torch.nn import functional as F
 
+from common.morphology import fill_enclosed_holes
+from common.proposals import BACKGROUND, BORDER, IGNORE, INTERIOR
 from MSG.losses.msg_variation import border_anchor
-from SPM import BACKGROUND, BORDER, INTERIOR
-
-IGNORE = 255
 
 
 def refine_proposal(
@@ -76,24 +83,30 @@ class MSGOmission(nn.Module):
         delta: relabel when ``cos(e, a) > cos(e, b) + delta``.
         band: distance limit to the proposal's glands in input pixels; None = anywhere.
         start_iter: iteration from which ``R`` replaces ``P`` (default 1000 of 10k).
+        fill_holes: also relabel background enclosed by prediction and ``R`` in holes smaller than this
+            many input pixels (None: off, as in the paper).
     """
 
-    def __init__(self, delta: float = 0.0, band: int | None = 16, start_iter: int = 1000) -> None:
+    def __init__(self, delta: float = 0.0, band: int | None = 16, start_iter: int = 1000,
+                 fill_holes: int | None = None) -> None:
         super().__init__()
         self.delta = delta
         self.band = band
         self.start_iter = start_iter
+        self.fill_holes = fill_holes
 
     def active(self, iteration: int) -> bool:
         return iteration >= self.start_iter
 
     def forward(
-        self, embeddings: torch.Tensor, proposal_small: torch.Tensor, proposal_full: torch.Tensor
+        self, embeddings: torch.Tensor, proposal_small: torch.Tensor, proposal_full: torch.Tensor,
+        predicted_gland: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Returns ``(R at proposal_full's resolution (B, H, W) long, stats)``.
 
         Args:
             embeddings: ``(B, D, h, w)``; proposal_small: ``(B, h, w)``; proposal_full: ``(B, H, W)``.
+            predicted_gland: ``(B, H, W)`` bool, the current prediction (needed for ``fill_holes``).
         """
         band = None
         if self.band is not None:
@@ -106,4 +119,19 @@ class MSGOmission(nn.Module):
         target[relabel_full] = 1
         n_bg = (proposal_full == BACKGROUND).sum()
         stats = {"relabel_frac": relabel_full.sum().float() / n_bg.clamp(min=1).float()}
+        if self.fill_holes is not None:
+            if predicted_gland is None:
+                raise ValueError("MSGOmission(fill_holes=...) needs the predicted gland mask")
+            filled = fill_target_holes(target, predicted_gland, self.fill_holes)
+            stats["fill_frac"] = filled.sum().float() / n_bg.clamp(min=1).float()
         return target, stats
+
+
+def fill_target_holes(target: torch.Tensor, predicted_gland: torch.Tensor, area: int) -> torch.Tensor:
+    """Set to 1, in place, the background of ``target`` (``(B, H, W)`` 0/1/255) enclosed by
+    ``target == 1`` or ``predicted_gland`` in holes smaller than ``area`` px; returns what was filled."""
+    gland = ((target == 1) | predicted_gland.to(target.device)).cpu().numpy()
+    filled = np.stack([fill_enclosed_holes(g, area) & ~g for g in gland])
+    filled = torch.from_numpy(filled).to(target.device) & (target == BACKGROUND)
+    target[filled] = 1
+    return filled

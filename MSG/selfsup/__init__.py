@@ -1,0 +1,1 @@
+"""Self-supervised pretraining of the segmentation backbone on unlabeled images (VICRegL)."""

@@ -1,0 +1,43 @@
+"""The proposal map encoding shared by SPM (which writes it), crop, MSG (which trains on it) and evaluation.
+
+``gland_proposal/NAME.png``, uint8, same H x W as the image:
+
+* ``0`` background (including border-cluster pieces removed as noise),
+* ``1`` gland border (border-proposal pixels inside the filled gland region),
+* ``2`` gland interior (filled gland region that is not border),
+* ``255`` ignore (padding of training patches only).
+
+The original MSSG code published its maps as ``0 / 127 / 254``; :func:`as_proposal` converts them.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from common.io import InputError
+
+BACKGROUND, BORDER, INTERIOR = 0, 1, 2
+IGNORE = 255
+ENCODING = frozenset({BACKGROUND, BORDER, INTERIOR})
+ORIGINAL_ENCODING = {0: BACKGROUND, 127: BORDER, 254: INTERIOR}
+PROPOSAL_ENCODINGS = (ENCODING, frozenset(ORIGINAL_ENCODING))
+
+
+def as_proposal(path: str | os.PathLike, raw: np.ndarray) -> np.ndarray:
+    """A proposal map read from ``path`` as uint8 0/1/2; the original 0/127/254 maps are converted.
+
+    Raises:
+        InputError: any other values, e.g. a 0/255 mask (a ground-truth mask or SPM's
+            ``border_proposal/``), which would otherwise be read as "ignore" and train nothing.
+    """
+    values = set(np.unique(raw).tolist())
+    if values <= ENCODING:
+        return raw.astype(np.uint8)
+    if values <= set(ORIGINAL_ENCODING):
+        return (raw // 127).astype(np.uint8)
+    shown = ", ".join(map(str, sorted(values)[:6])) + (", ..." if len(values) > 6 else "")
+    hint = " (a binary mask: pass SPM's gland_proposal/ folder, not border_proposal/ or ground truth)" \
+        if values <= {0, 255} else ""
+    raise InputError(path, f"values {shown} are not a proposal map (0 background / 1 border / 2 interior, "
+                           f"or the original 0/127/254){hint}")
