@@ -455,11 +455,33 @@ def train_picie(images: Sequence[np.ndarray], cfg: PiCIEConfig,
                 f"across {mean.get('across', float('nan')):.4f})")
     model.eval()
     with torch.no_grad():
-        feats = [F.normalize(model(normalize_image(t).to(device)), dim=1) for t in tensors]
+        feats = [whole_image_features(model, t.to(device)) for t in tensors]
         flat = torch.cat([f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]) for f in feats])
         centroids = kmeans(flat, cfg.k, cfg.kmeans_iters, seed=cfg.seed * 1000 + 999,
                            max_points=cfg.kmeans_max_points)
     return model, centroids
+
+
+# Reflect padding around a whole image at inference, in input pixels (a multiple of the stride 8). The
+# network answers to the zero padding of its own edges: without it the last 4 feature rows and columns
+# (32 input px, 64 px of a GlaS image at half resolution) formed a cluster of their own, a straight band
+# along the bottom and right edges that moved with the image when it was flipped.
+EDGE_PAD = 64
+
+
+def whole_image_features(model: nn.Module, image: torch.Tensor, pad: int = EDGE_PAD) -> torch.Tensor:
+    """L2-normalised ``(1, D, ceil(H/8), ceil(W/8))`` features of one ``(1, 3, H, W)`` RGB [0, 1] image,
+    computed on the image reflect-padded by ``pad`` px (clamped to what the image allows) and cropped back."""
+    h, w = image.shape[-2:]
+    pad = min(pad, (min(h, w) - 1) // 8 * 8)
+    x = normalize_image(image)
+    if pad > 0:
+        x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    f = model(x)
+    if pad > 0:
+        c = pad // 8
+        f = f[..., c:c + math.ceil(h / 8), c:c + math.ceil(w / 8)]
+    return F.normalize(f, dim=1)
 
 
 @torch.no_grad()
@@ -482,7 +504,7 @@ def cluster_images(model: nn.Module, images: Sequence[np.ndarray], centroids: to
     out = []
     for i, im in enumerate(images):
         size = tuple(sizes[i]) if sizes is not None else im.shape[:2]
-        f = F.normalize(model(normalize_image(rgb_tensor(im)).to(device)), dim=1)
+        f = whole_image_features(model, rgb_tensor(im).to(device))
         logits = cluster_logits(f, centroids.to(device))
         if upsample == "bilinear":
             ids = F.interpolate(logits, size=size, mode="bilinear", align_corners=False).argmax(1)

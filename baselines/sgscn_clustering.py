@@ -253,7 +253,10 @@ def select_gland_cluster(gray: np.ndarray, labels: np.ndarray, min_pixels: int =
     sizes, means = cluster_stats(gray, labels, int(labels.max()) + 1)
     cluster, warning = select_border_cluster(sizes, means, min_pixels)
     image_gray = float(gray.mean())
-    if means[cluster] > image_gray:  # glands (dark nuclei) are darker than the image on average
+    if np.unique(labels).size == 1:
+        collapsed = "the clustering collapsed to one cluster (check --lr): the mask is the whole image"
+        warning = f"{warning}; {collapsed}" if warning else collapsed
+    elif means[cluster] > image_gray:  # glands (dark nuclei) are darker than the image on average
         bright = (f"the selected cluster (mean gray {means[cluster]:.1f}) is brighter than the image "
                   f"({image_gray:.1f}): it is likely stroma or background, not glands")
         warning = f"{warning}; {bright}" if warning else bright

@@ -179,17 +179,6 @@ def test_empty_prediction_of_empty_gt_scores_dice_one_and_details(tmp_path, caps
     assert "Dice: 1.0000" in out and "pred_fraction: 0.0000" in out
 
 
-def test_evaluate_csv_into_a_read_only_folder_still_prints_the_metrics(tmp_path, capsys):
-    if os.geteuid() == 0:
-        pytest.skip("root writes into read-only folders")
-    pred, gt = _masks(tmp_path)
-    (tmp_path / "ro").mkdir()
-    (tmp_path / "ro").chmod(0o500)
-    assert evaluate.main([str(pred), str(gt), "--allow-missing", "--csv", str(tmp_path / "ro" / "x.csv")]) == 2
-    captured = capsys.readouterr()
-    assert "mIoU" in captured.out and "cannot write" in captured.err
-
-
 # ---- SPM output roots ---------------------------------------------------------------------------------
 
 
@@ -252,7 +241,7 @@ def tiny_checkpoints(tmp_path):
     torch.manual_seed(0)
     model = MODELS.build(Config.fromfile(str(TINY)).model)
     state = model.state_dict()
-    good = {"state_dict": state, "meta": {}}
+    good = {"state_dict": state}  # no meta at all
     nan = {"state_dict": {k: (v.clone().fill_(float("nan")) if k.endswith("conv_seg.weight") else v)
                           for k, v in state.items()}}
     missing = {"state_dict": {k: v for k, v in state.items() if not k.startswith("decode_head.")}}
@@ -343,3 +332,30 @@ def test_convert_checkpoint_checks_against_a_config_outside_pytest_and_refuses_e
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "missing keys (0): []" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_unwritable_outputs_are_one_line(tmp_path, tiny_checkpoints, capsys, monkeypatch):
+    """An output folder that cannot be created (here: below a regular file, which fails for root too)."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    _image(tmp_path / "in" / "a.png")
+    write_png(tmp_path / "prop" / "a.png", np.zeros((40, 60), np.uint8))
+    assert crop.main([str(tmp_path / "in"), str(tmp_path / "prop"), str(blocker / "out"), "--crop_size", "32"]) == 2
+    assert "output folder not writable" in _last_error(capsys)
+    assert predict.main([str(TINY), str(tiny_checkpoints["good"]), str(tmp_path / "in"), "--out",
+                         str(blocker / "pred"), "--device", "cpu"]) == 2
+    assert "output folder not writable" in _last_error(capsys)
+    pred, gt = _masks(tmp_path)
+    assert evaluate.main([str(pred), str(gt), "--allow-missing", "--csv", str(blocker / "x.csv")]) == 2
+    captured = capsys.readouterr()
+    assert "mIoU" in captured.out and "cannot write" in captured.err and "Traceback" not in captured.err
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    _image(tmp_path / "imgs" / "a.png", 24, 24)
+    monkeypatch.setattr(spm_cli, "merge_summary", full)
+    assert spm_cli.main(["--train_image_path", str(tmp_path / "imgs"), "--output_root", str(tmp_path / "spm"),
+                         "--maxIter", "1", "--nChannel", "4", "--min_border_pixels", "1", "--no-compile",
+                         "--device", "cpu"]) == 2
+    assert "No space left on device" in _last_error(capsys)

@@ -243,3 +243,18 @@ def test_cli_bad_folder_and_too_few_pixels(tmp_path: Path) -> None:
     assert picie_cli.main(["--train_image_path", str(src), "--output_root", str(tmp_path / "out"),
                            "--width_mult", "0.0625", "--dim", "4", "--epochs", "1", "--scale", "1",
                            "--device", "cpu"]) == 1
+
+
+def test_whole_image_features_have_no_edge_band():
+    """A network that answers to its zero padding (here: a 3x3 conv of ones) marks the image edges; on a
+    reflect-padded image the features of a uniform image are uniform to the very edge."""
+    from baselines.picie_training import whole_image_features
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1, bias=False), torch.nn.AvgPool2d(8))
+    torch.nn.init.ones_(net[0].weight)
+    image = torch.full((1, 3, 96, 128), 0.6)
+    plain = net((image - 0.5) / 0.2)
+    assert not torch.allclose(plain[..., -1, :], plain[..., 5, :])  # the edge band without padding
+    feats = whole_image_features(net, image)
+    assert feats.shape == (1, 4, 12, 16)
+    torch.testing.assert_close(feats, feats[..., 5:6, 5:6].expand_as(feats))

@@ -225,3 +225,17 @@ def test_fill_enclosed_holes_leaves_edge_components():
     assert not fill_enclosed_holes(ring, 16)[4:8, 4:8].any()  # "smaller than" is strict
     assert not fill_enclosed_holes(corner, 100)[0, 0]
     assert remove_small_holes(corner, 100)[0, 0]  # SPM's rule fills it (skimage semantics)
+
+
+def test_a_border_cluster_on_the_image_frame_is_warned_about():
+    from SPM.select import frame_coverage
+
+    labels = np.ones((120, 160), np.int64)
+    labels[:3] = labels[-3:] = labels[:, :3] = labels[:, -3:] = 0  # the zero-padding frame
+    labels[40:60, 40:60] = 2
+    gray = np.where(labels == 0, 20, np.where(labels == 2, 90, 200)).astype(np.uint8)
+    frame = mine_proposal(gray, labels, 3, min_border_pixels=1000)
+    assert frame.cluster == 0 and frame_coverage(frame.border) == 1.0
+    assert any("px frame" in w for w in frame.warnings)
+    glands = mine_proposal(gray, np.where(labels == 0, 1, labels), 3, min_border_pixels=100)
+    assert glands.cluster == 2 and not any("px frame" in w for w in glands.warnings)

@@ -219,3 +219,9 @@ def test_label_free_rule_warns_when_it_picks_a_bright_cluster():
     assert sel.cluster == 0 and "brighter than the image" in sel.warning
     labels[:60] = 1  # now the dark cluster is large: no warning
     assert select_gland_cluster(np.where(labels == 1, 30, 220).astype(np.uint8), labels, 10000).warning is None
+
+
+def test_label_free_rule_warns_about_a_one_cluster_map():
+    labels = np.zeros((120, 120), np.int64)  # what a diverged run (--lr 1e30) gives
+    sel = select_gland_cluster(np.full((120, 120), 100, np.uint8), labels, min_pixels=10000)
+    assert sel.cluster == 0 and "collapsed to one cluster" in sel.warning
