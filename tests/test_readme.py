@@ -20,7 +20,7 @@ def quickstart_commands(marker: str = MARKER) -> list[str]:
 
 
 def run_as_written(commands: list[str], cwd: Path) -> list[tuple[str, str]]:
-    for name in ("SPM", "MSG", "tools", "configs", "evaluation", "baselines"):
+    for name in ("common", "SPM", "MSG", "tools", "configs", "evaluation", "baselines"):
         (cwd / name).symlink_to(ROOT / name)
     outputs = []
     for command in commands:

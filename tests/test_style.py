@@ -29,3 +29,18 @@ def test_no_two_paths_differ_only_in_case():
         key = str(rel).lower()
         assert key not in seen, f"{rel} and {seen[key]} differ only in case"
         seen[key] = rel
+
+
+def test_no_file_edits_sys_path_and_nothing_imports_a_tool():
+    """The project is installed (``-e .``): packages import by name, tools are thin scripts on top."""
+    tools = {p.stem for p in (ROOT / "tools").glob("*.py")}
+    for path in ROOT.rglob("*.py"):
+        rel = path.relative_to(ROOT)
+        if rel.parts[0] in {".git", ".venv", "work_dirs", "glas", "tests"}:
+            continue
+        text = path.read_text()
+        assert "sys.path" not in text, f"{rel} edits sys.path"
+        for line in text.splitlines():
+            words = line.split()
+            if len(words) >= 2 and words[0] in ("import", "from") and words[1].split(".")[0] in tools:
+                raise AssertionError(f"{rel} imports the tool {words[1]}: move the code into a package")
