@@ -9,6 +9,7 @@ Outputs, under ``OUTPUT_ROOT/``:
                             than ``--min_pixels`` pixels (label-free, ``select_gland_cluster`` of SGSCN)
 * ``cluster_id/NAME.png``   uint8 cluster ids ``0..k-1``, global over the set, at the input resolution
                             (for ``baselines/oracle_eval.py --set-level``)
+* ``overlay/NAME.png``      the pseudo-mask tinted green over the image (the file to look at)
 * ``summary.csv``           one row per image
 * ``checkpoint.pth``        ``{"state_dict", "centroids", "config"}``
 
@@ -37,10 +38,11 @@ from common.io import (
     write_csv,
     write_png,
 )
+from SPM.visualize import overlay_proposal
 
 SUMMARY_FIELDS = ("image", "status", "height", "width", "selected_cluster", "cluster_mean_gray",
                   "gland_fraction", "clusters_present", "warnings")
-OUTPUTS = ("pseudo_mask", "cluster_id")
+OUTPUTS = ("pseudo_mask", "cluster_id", "overlay")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -124,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         sel = select_gland_cluster(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), labels, args.min_pixels)
         mask = labels == sel.cluster
         write_png(out["cluster_id"] / f"{name}.png", labels.astype(np.uint8))
+        write_png(out["overlay"] / f"{name}.png", overlay_proposal(image, mask.astype(np.uint8) * 2))
         write_png(out["pseudo_mask"] / f"{name}.png", mask.astype(np.uint8))
         if sel.warning:
             print(f"warning: {name}: {sel.warning}", file=sys.stderr)

@@ -9,6 +9,7 @@ Outputs, under ``OUTPUT_ROOT/``:
 * ``cluster_id/NAME.png``    the raw cluster ids (argmax channels; uint8, uint16 above 256 channels),
                              the input of ``baselines/oracle_eval.py``
 * ``cluster_label/NAME.png`` colour map of the clusters
+* ``overlay/NAME.png``       the pseudo-mask tinted green over the image (the file to look at)
 * ``summary.csv``            one row per image (status, clusters, iterations run, selected cluster,
                              gland fraction, seconds, warnings)
 
@@ -36,13 +37,13 @@ from common.io import (
     write_png,
 )
 from SPM.pipeline import image_to_tensor
-from SPM.visualize import colorize_clusters
+from SPM.visualize import colorize_clusters, overlay_proposal
 
 SUMMARY_FIELDS = (
     "image", "status", "height", "width", "n_clusters", "iterations", "selected_cluster",
     "cluster_mean_gray", "gland_fraction", "seconds", "warnings",
 )
-OUTPUTS = ("pseudo_mask", "cluster_id", "cluster_label")
+OUTPUTS = ("pseudo_mask", "cluster_id", "cluster_label", "overlay")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -126,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             notes += result.warnings + ([selection.warning] if selection.warning else [])
             write_png(out["cluster_id"] / f"{name}.png", labels.astype(id_dtype))
             write_png(out["cluster_label"] / f"{name}.png", colorize_clusters(compact_ids(labels)))
+            write_png(out["overlay"] / f"{name}.png", overlay_proposal(image, mask.astype(np.uint8) * 2))
             write_png(target, mask.astype(np.uint8))  # last: its presence marks the image as done
         except (InputError, OSError, RuntimeError, ValueError) as err:
             line = error_line(path, err)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from common.io import (
     InputError,
@@ -97,7 +98,7 @@ def iter_pairs(pred_dir: str | Path, gt_dir: str | Path, pairing: Pairing, pred_
     ``pairing.missing``."""
     preds = prediction_files(pred_dir, pred_suffix)
     pairing.missing = [s for s in gt_stems(gt_dir) if s not in preds]
-    for stem, path in preds.items():
+    for stem, path in tqdm(preds.items(), disable=None, dynamic_ncols=True, unit="img", leave=False):
         try:
             pred = gland_mask(path, read_mask(path), threshold, proposals)
             gt = read_mask_for(find_ground_truth(gt_dir, stem), pred.shape, "no such file")

@@ -16,7 +16,15 @@ from test_msg_models import _samples
 from tooling import load_tool
 
 from common.precision import BF16_ENV, bf16_native, bf16_override, bf16_supported
-from MSG.datasets.tta import OEEM_RATIOS, positive_ratio, tta_cost, tta_ratios, with_tta_ratios, without_loading
+from MSG.datasets.tta import (
+    OEEM_RATIOS,
+    config_tta_pipeline,
+    positive_ratio,
+    tta_cost,
+    tta_ratios,
+    with_tta_ratios,
+    without_loading,
+)
 from MSG.engine.optim_wrapper import BF16OptimWrapper
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,7 +132,10 @@ def test_configs_precision_and_train_amp_flag():
     assert Config.fromfile(str(FAITHFUL)).optim_wrapper.type == "OptimWrapper"  # fp32 stays the faithful default
     cpu = Config.fromfile(str(CPU))
     assert cpu.optim_wrapper.type == "BF16OptimWrapper" and cpu.model.test_cfg.precision == "bf16"
-    assert tta_ratios(cpu.tta_pipeline) == [1.25, 2.0]  # the lighter CPU protocol (README, Results)
+    assert tta_ratios(config_tta_pipeline(cpu)) == [1.25, 2.0]  # the lighter CPU protocol, as a ratio override
+    assert tta_ratios(config_tta_pipeline(cpu, [3.0])) == [3.0]  # --tta-ratios wins
+    half = Config.fromfile(str(ROOT / "configs" / "pspnet_mssg" / "pspnet_wres38w025-d8_histo-half_cpu.py"))
+    assert tta_ratios(config_tta_pipeline(half)) == [0.5, 0.75]  # scale factors of the original image
     args = train.parse_args([str(FAITHFUL), "--amp"])
     cfg = train.build_cfg(args)
     if not torch.cuda.is_available() or torch.cuda.is_bf16_supported():

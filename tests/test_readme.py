@@ -55,7 +55,8 @@ def test_readme_baselines_quickstart_runs_as_written(tmp_path):
     outputs = run_as_written(commands, tmp_path)
     for folder in ("sgscn_synthetic", "picie_synthetic"):
         masks = sorted((tmp_path / "work_dirs" / folder / "pseudo_mask").glob("*.png"))
-        assert len(masks) == 3
+        overlays = sorted((tmp_path / "work_dirs" / folder / "overlay").glob("*.png"))
+        assert len(masks) == 3 and [o.name for o in overlays] == [m.name for m in masks]
     assert (tmp_path / "work_dirs" / "picie_synthetic" / "checkpoint.pth").is_file()
     for i in (2, 5):  # label-free scores of the pseudo-masks, then the oracles
         assert outputs[i][0].strip().splitlines()[-1].startswith("images: 3  mIoU: ")

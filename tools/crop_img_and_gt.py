@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import cv2
+from tqdm import tqdm
 
 from common.cli import exit_cleanly_on_sigterm, int_at_least, positive_float
 from common.io import (
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    for path in files:
+    for path in tqdm(files, disable=None, dynamic_ncols=True, unit="img"):
         try:
             image, _ = read_bgr(path)
             proposal_path = Path(args.proposal_dir) / f"{path.stem}.png"

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 import MSG  # noqa: F401  (registers MSG and the mmcv.ops stand-in before mmseg loads)
 from common.cli import exit_cleanly_on_sigterm, int_at_least, resolve_device
@@ -91,15 +92,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     failed = 0
-    for path in files:
+    for path in tqdm(files, disable=None, dynamic_ncols=True, unit="img"):
         try:
             image, warnings = read_bgr(path)
         except InputError as err:
-            print(f"error: {err}", file=sys.stderr)
+            tqdm.write(f"error: {err}", file=sys.stderr)
             failed += 1
             continue
         for w in warnings:
-            print(f"warning: {path}: {w}", file=sys.stderr)
+            tqdm.write(f"warning: {path}: {w}", file=sys.stderr)
         gland = segment(image, str(path))
         if args.fill_holes:
             gland = remove_small_holes(gland, args.fill_holes)

@@ -22,7 +22,7 @@ from common.io import InputError
 from MSG.apis import check_weights_fit, load_config
 from MSG.compat.launch import launched
 from MSG.compat.safe_globals import allow_mmengine_checkpoints, check_checkpoint
-from MSG.datasets.tta import positive_ratio, with_tta_ratios
+from MSG.datasets.tta import config_tta_pipeline, positive_ratio
 from MSG.engine.preflight import check_test_inputs
 
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg.test_evaluator["output_dir"] = args.out
         cfg.test_evaluator["keep_results"] = True
     if args.tta or args.tta_ratios:
-        pipeline = cfg.tta_pipeline if not args.tta_ratios else with_tta_ratios(cfg.tta_pipeline, args.tta_ratios)
+        pipeline = config_tta_pipeline(cfg, args.tta_ratios)
         cfg.test_dataloader.dataset.pipeline = pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model

@@ -19,7 +19,7 @@ from mmengine.config import Config
 from common.io import InputError
 from MSG.apis.config import load_config
 from MSG.compat.safe_globals import check_checkpoint
-from MSG.datasets.tta import with_tta_ratios, without_loading
+from MSG.datasets.tta import config_tta_pipeline, without_loading
 
 
 def config_from_checkpoint(ckpt: dict, path: str | os.PathLike) -> Config:
@@ -118,7 +118,7 @@ class Segmenter:
 
         cfg = model.cfg
         if tta or tta_ratios:
-            pipeline = cfg.tta_pipeline if not tta_ratios else with_tta_ratios(cfg.tta_pipeline, tta_ratios)
+            pipeline = config_tta_pipeline(cfg, tta_ratios)
             self.runner = _tta_model(model)
         else:
             pipeline = cfg.test_pipeline

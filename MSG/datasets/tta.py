@@ -48,6 +48,13 @@ def with_tta_ratios(pipeline: Sequence[dict], ratios: Sequence[float]) -> list[d
     return pipeline
 
 
+def config_tta_pipeline(cfg, ratios: Sequence[float] | None = None) -> list[dict]:
+    """The config's ``tta_pipeline`` with ``ratios`` if given, else with the config's own ``tta_ratios``
+    override (a config that changes only the ratios sets ``tta_ratios`` instead of copying the pipeline)."""
+    ratios = ratios or cfg.get("tta_ratios")
+    return with_tta_ratios(cfg.tta_pipeline, ratios) if ratios else copy.deepcopy(list(cfg.tta_pipeline))
+
+
 def without_loading(pipeline: Sequence[dict]) -> list[dict]:
     """A copy of ``pipeline`` without image/annotation loading, for images given as arrays
     (``dict(img=BGR uint8, img_shape=..., ori_shape=...)``) and no ground truth."""

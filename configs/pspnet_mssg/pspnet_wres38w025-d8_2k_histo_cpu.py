@@ -3,9 +3,13 @@
 # here), BN, 8 patches per step, 2k iterations; Omission starts at 10% of the schedule as in the
 # faithful config (1k of 10k). Used for the CPU ablation:
 #   python tools/train.py configs/pspnet_mssg/pspnet_wres38w025-d8_2k_histo_cpu.py
-_base_ = ["./pspnet_wres38-d8_10k_histo.py"]
+_base_ = [
+    "../_base_/models/pspnet_wres38-d8_mssg.py",
+    "../_base_/datasets/glas_proposals.py",
+    "../_base_/default_runtime.py",
+    "../_base_/schedules/schedule_2k.py",
+]
 norm_cfg = dict(type="BN", requires_grad=True)
-max_iters = 2000
 model = dict(
     backbone=dict(width_mult=0.25, norm_cfg=norm_cfg, init_cfg=None),
     decode_head=dict(in_channels=1024, channels=128, embed_dim=64, norm_cfg=norm_cfg,
@@ -30,22 +34,4 @@ env_cfg = dict(dist_cfg=dict(backend="gloo"))
 # (rule fixed beforehand: among ratio sets costing <= 1/4 of the full protocol, the one whose
 # predictions agree most with the full protocol's on train images: 97.6%). The full protocol:
 #   python tools/test.py CONFIG CKPT --tta-ratios 0.75 1 1.25 1.5 1.75 2 2.5 3
-tta_pipeline = [
-    dict(type="LoadImageFromFile"),
-    dict(
-        type="TestTimeAug",
-        transforms=[
-            [dict(type="Resize", scale_factor=r, keep_ratio=True) for r in (1.25, 2.0)],
-            [dict(type="RandomFlip", prob=0.0, direction="horizontal"),
-             dict(type="RandomFlip", prob=1.0, direction="horizontal")],
-            [dict(type="LoadBinaryAnnotations")],
-            [dict(type="PackSegInputs")],
-        ],
-    ),
-]
-param_scheduler = [dict(type="PolyLR", eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)]
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-default_hooks = dict(
-    logger=dict(interval=20),
-    checkpoint=dict(interval=500, max_keep_ckpts=2),
-)
+tta_ratios = [1.25, 2.0]

@@ -27,20 +27,8 @@ test_pipeline = [
     dict(type="PackSegInputs"),
 ]
 # CPU protocol at half resolution: the base scale and the top of the training range (1 and 1.5 of the
-# half-resolution image: scale factors 0.5 and 0.75 of the original), each with flip.
-tta_pipeline = [
-    dict(type="LoadImageFromFile"),
-    dict(
-        type="TestTimeAug",
-        transforms=[
-            [dict(type="Resize", scale_factor=r * test_scale, keep_ratio=True) for r in (1.0, 1.5)],
-            [dict(type="RandomFlip", prob=0.0, direction="horizontal"),
-             dict(type="RandomFlip", prob=1.0, direction="horizontal")],
-            [dict(type="LoadBinaryAnnotations")],
-            [dict(type="PackSegInputs")],
-        ],
-    ),
-]
+# half-resolution image), each with flip; ratios are scale factors of the original image.
+tta_ratios = [test_scale * 1.0, test_scale * 1.5]
 train_dataloader = dict(dataset=dict(data_root="glas/patches_half", pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
