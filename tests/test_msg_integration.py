@@ -61,6 +61,8 @@ def test_train_resume_test_predict_evaluate(patches, tmp_path, capsys):
     # 2 iterations, then resume to 4
     first = _train(patches, work, options=("train_cfg.max_iters=2",))
     assert first.returncode == 0, first.stderr[-3000:]
+    startup = first.stdout + first.stderr
+    assert "Config:" not in startup and "(the hook table: --verbose)" in startup  # a short log by default
     assert (work / "iter_2.pth").is_file()
     second = _train(patches, work, flags=("--resume",))
     assert second.returncode == 0, second.stderr[-3000:]

@@ -15,7 +15,6 @@ import os.path as osp
 import sys
 
 from mmengine.config import DictAction
-from mmengine.runner import Runner
 
 import MSG  # noqa: F401
 from common.io import InputError
@@ -24,6 +23,7 @@ from MSG.compat.launch import launched
 from MSG.compat.safe_globals import allow_mmengine_checkpoints, check_checkpoint
 from MSG.datasets.tta import config_tta_pipeline, positive_ratio
 from MSG.engine.preflight import check_test_inputs
+from MSG.engine.runner import QuietRunner
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,6 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tta", action="store_true", help="the config's tta_pipeline (scales x flip, softmax averaged)")
     p.add_argument("--tta-ratios", type=positive_ratio, nargs="+", help="TTA with these scale ratios (implies --tta)")
     p.add_argument("--cfg-options", nargs="+", action=DictAction)
+    p.add_argument("--verbose", action="store_true", help="log the environment, the full config and the hooks")
     p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
     p.add_argument("--local_rank", "--local-rank", type=int, default=0)
     args = p.parse_args(argv)
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     cfg.launcher = args.launcher
+    cfg.log_verbose = args.verbose
     cfg.work_dir = args.work_dir or cfg.get("work_dir") or osp.join(
         "./work_dirs", osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg.model = cfg.tta_model
     allow_mmengine_checkpoints()
     with launched(cfg, args.launcher):
-        runner = Runner.from_cfg(cfg)
+        runner = QuietRunner.from_cfg(cfg)
         model = runner.model
         while hasattr(model, "module"):  # DDP and SegTTAModel wrap the segmentor
             model = model.module

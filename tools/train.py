@@ -11,7 +11,6 @@ import os.path as osp
 import sys
 
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
 
 import MSG  # noqa: F401  (registers MSG and the mmcv.ops stand-in before mmseg loads)
 from common.io import InputError
@@ -19,6 +18,7 @@ from MSG.apis.config import load_config
 from MSG.compat.launch import launched
 from MSG.compat.safe_globals import allow_mmengine_checkpoints
 from MSG.engine.preflight import check_train_inputs
+from MSG.engine.runner import QuietRunner
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,6 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="mixed precision: bf16 (BF16OptimWrapper) where the CPU/GPU runs it natively, "
                         "else fp16 AmpOptimWrapper on CUDA")
     p.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config settings, key=value")
+    p.add_argument("--verbose", action="store_true", help="log the environment, the full config and the hooks")
     p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
     p.add_argument("--local_rank", "--local-rank", type=int, default=0)
     args = p.parse_args(argv)
@@ -56,6 +57,7 @@ def select_amp(cfg: Config) -> None:
 def build_cfg(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
+    cfg.log_verbose = args.verbose
     if args.work_dir:
         cfg.work_dir = args.work_dir
     elif cfg.get("work_dir") is None:
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     allow_mmengine_checkpoints()
     try:
         with launched(cfg, args.launcher):
-            Runner.from_cfg(cfg).train()
+            QuietRunner.from_cfg(cfg).train()
     except FloatingPointError as err:  # a diverged run: MSSGEncoderDecoder refuses a non-finite loss
         print(f"error: {cfg.work_dir}: {err}", file=sys.stderr)
         return 1
