@@ -30,12 +30,13 @@ import torch
 
 from baselines.picie_training import BALANCE_MODES, PiCIEConfig, cluster_images, train_picie
 from baselines.sgscn_clustering import select_gland_cluster
+from common.batch import ImageOutcome, run_image_batch
 from common.cli import exit_cleanly_on_sigterm, int_at_least, positive_float, resolve_device
 from common.io import (
     InputError,
+    merge_summary,
     prepare_batch,
     read_bgr,
-    write_csv,
     write_png,
 )
 from SPM.visualize import overlay_proposal
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    names, originals, scaled, rows = [], [], [], []
+    paths, originals, scaled, rows = [], [], [], []
     n_failed = 0
     for path in files:
         try:
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for note in notes:
             print(f"warning: {path}: {note}", file=sys.stderr)
-        names.append(path.stem)
+        paths.append(path)
         originals.append(image)
         scaled.append(small)
     if not scaled:
@@ -121,24 +122,28 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     torch.save({"state_dict": model.state_dict(), "centroids": centroids.cpu(),
                 "config": dataclasses.asdict(cfg)}, root / "checkpoint.pth")
-    ids = cluster_images(model, scaled, centroids, sizes=[im.shape[:2] for im in originals])
-    for name, image, labels in zip(names, originals, ids, strict=True):
+    summary = root / "summary.csv"
+    summary.unlink(missing_ok=True)  # PiCIE clusters the whole set: a rerun replaces every row
+    merge_summary(summary, rows, SUMMARY_FIELDS)  # the images that could not be read
+    readable = {p.stem: (p, image, small) for p, image, small in zip(paths, originals, scaled, strict=True)}
+
+    def infer(path: Path, status) -> ImageOutcome:
+        _, image, small = readable[path.stem]
+        labels = cluster_images(model, [small], centroids, sizes=[image.shape[:2]])[0]
         sel = select_gland_cluster(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), labels, args.min_pixels)
         mask = labels == sel.cluster
-        write_png(out["cluster_id"] / f"{name}.png", labels.astype(np.uint8))
-        write_png(out["overlay"] / f"{name}.png", overlay_proposal(image, mask.astype(np.uint8) * 2))
-        write_png(out["pseudo_mask"] / f"{name}.png", mask.astype(np.uint8))
-        if sel.warning:
-            print(f"warning: {name}: {sel.warning}", file=sys.stderr)
-        rows.append({"image": name, "status": "ok", "height": labels.shape[0], "width": labels.shape[1],
-                     "selected_cluster": sel.cluster, "cluster_mean_gray": f"{sel.mean_gray:.3f}",
-                     "gland_fraction": f"{mask.mean():.5f}", "clusters_present": len(np.unique(labels)),
-                     "warnings": sel.warning or ""})
-    write_csv(root / "summary.csv", sorted(rows, key=lambda r: r["image"]), SUMMARY_FIELDS)
-    print(f"PiCIE {len(names)} done, {n_failed} failed of {len(files)} files in {time.perf_counter() - start:.1f} s; "
-          f"pseudo-masks in {out['pseudo_mask']}, summary in {root / 'summary.csv'}")
-    return 1 if n_failed else 0
+        write_png(out["cluster_id"] / f"{path.stem}.png", labels.astype(np.uint8))
+        write_png(out["overlay"] / f"{path.stem}.png", overlay_proposal(image, mask.astype(np.uint8) * 2))
+        write_png(out["pseudo_mask"] / f"{path.stem}.png", mask.astype(np.uint8))
+        return ImageOutcome({"height": labels.shape[0], "width": labels.shape[1], "selected_cluster": sel.cluster,
+                             "cluster_mean_gray": f"{sel.mean_gray:.3f}", "gland_fraction": f"{mask.mean():.5f}",
+                             "clusters_present": len(np.unique(labels))}, [sel.warning] if sel.warning else [])
 
+    counts = run_image_batch([v[0] for v in readable.values()], infer,
+                             lambda name: out["pseudo_mask"] / f"{name}.png", summary, SUMMARY_FIELDS)
+    print(f"PiCIE {counts.done} done, {n_failed + counts.failed} failed of {len(files)} files in "
+          f"{time.perf_counter() - start:.1f} s; pseudo-masks in {out['pseudo_mask']}, summary in {summary}")
+    return 1 if n_failed or counts.failed else 0
 
 if __name__ == "__main__":
     sys.exit(main())

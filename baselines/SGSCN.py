@@ -24,14 +24,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from baselines.sgscn_clustering import SGSCNConfig, SGSCNTrainer, select_gland_cluster
+from common.batch import ImageOutcome, run_image_batch
 from common.cli import exit_cleanly_on_sigterm, int_at_least, resolve_device
 from common.io import (
     InputError,
-    error_line,
-    merge_summary,
     prepare_batch,
     read_bgr,
     write_png,
@@ -101,59 +99,33 @@ def main(argv: list[str] | None = None) -> int:
     trainer = SGSCNTrainer(cfg, device, exact=args.exact)
     id_dtype = np.uint8 if cfg.n_channels <= 256 else np.uint16
     summary = root / "summary.csv"
-    rows: list[dict] = []
-    n_done = n_skipped = n_failed = 0
-    start = time.perf_counter()
-    bar = tqdm(files, disable=None, dynamic_ncols=True, unit="img")
-    for path in bar:
+
+    def cluster(path: Path, status) -> ImageOutcome:
+        def on_step(it: int, loss: float, n_labels: int) -> None:
+            status(f"step {it + 1}/{cfg.max_iter} loss {loss:.3f} labels {n_labels}")
+
         name = path.stem
-        target = out["pseudo_mask"] / f"{name}.png"
-        if args.skip_existing and target.exists():
-            n_skipped += 1
-            continue
-        bar.set_postfix_str(name)
+        image, notes = read_bgr(path)
+        result = trainer.fit(image_to_tensor(image), seed=args.seed, on_step=on_step)
+        labels = result.labels
+        selection = select_gland_cluster(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), labels, args.min_pixels)
+        mask = labels == selection.cluster
+        write_png(out["cluster_id"] / f"{name}.png", labels.astype(id_dtype))
+        write_png(out["cluster_label"] / f"{name}.png", colorize_clusters(compact_ids(labels)))
+        write_png(out["overlay"] / f"{name}.png", overlay_proposal(image, mask.astype(np.uint8) * 2))
+        write_png(out["pseudo_mask"] / f"{name}.png", mask.astype(np.uint8))  # last: marks the image as done
+        return ImageOutcome({
+            "height": labels.shape[0], "width": labels.shape[1], "n_clusters": len(np.unique(labels)),
+            "iterations": result.iterations, "selected_cluster": selection.cluster,
+            "cluster_mean_gray": f"{selection.mean_gray:.3f}", "gland_fraction": f"{mask.mean():.5f}",
+        }, notes + result.warnings + ([selection.warning] if selection.warning else []))
 
-        def on_step(it: int, loss: float, n_labels: int, name: str = name) -> None:
-            bar.set_postfix_str(f"{name} step {it + 1}/{cfg.max_iter} loss {loss:.3f} labels {n_labels}",
-                                refresh=False)
-
-        t0 = time.perf_counter()
-        try:
-            image, notes = read_bgr(path)
-            result = trainer.fit(image_to_tensor(image), seed=args.seed, on_step=on_step)
-            labels = result.labels
-            selection = select_gland_cluster(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), labels, args.min_pixels)
-            mask = labels == selection.cluster
-            notes += result.warnings + ([selection.warning] if selection.warning else [])
-            write_png(out["cluster_id"] / f"{name}.png", labels.astype(id_dtype))
-            write_png(out["cluster_label"] / f"{name}.png", colorize_clusters(compact_ids(labels)))
-            write_png(out["overlay"] / f"{name}.png", overlay_proposal(image, mask.astype(np.uint8) * 2))
-            write_png(target, mask.astype(np.uint8))  # last: its presence marks the image as done
-        except (InputError, OSError, RuntimeError, ValueError) as err:
-            line = error_line(path, err)
-            tqdm.write(f"error: {line}", file=sys.stderr)
-            rows.append({"image": name, "status": "failed", "warnings": line})
-            n_failed += 1
-            merge_summary(summary, rows, SUMMARY_FIELDS)
-            continue
-        for note in notes:
-            tqdm.write(f"warning: {path}: {note}", file=sys.stderr)
-        rows.append({
-            "image": name, "status": "ok", "height": labels.shape[0], "width": labels.shape[1],
-            "n_clusters": len(np.unique(labels)), "iterations": result.iterations,
-            "selected_cluster": selection.cluster, "cluster_mean_gray": f"{selection.mean_gray:.3f}",
-            "gland_fraction": f"{mask.mean():.5f}", "seconds": f"{time.perf_counter() - t0:.2f}",
-            "warnings": "; ".join(notes),
-        })
-        n_done += 1
-        merge_summary(summary, rows, SUMMARY_FIELDS)  # after every image: an interrupted run keeps what it did
-    bar.close()
-    print(
-        f"SGSCN {n_done} done, {n_skipped} skipped, {n_failed} failed of {len(files)} files in "
-        f"{time.perf_counter() - start:.1f} s; pseudo-masks in {out['pseudo_mask']}, summary in {summary}"
-    )
-    return 1 if n_failed else 0
-
+    start = time.perf_counter()
+    counts = run_image_batch(files, cluster, lambda name: out["pseudo_mask"] / f"{name}.png", summary,
+                             SUMMARY_FIELDS, skip_existing=args.skip_existing)
+    print(f"SGSCN {counts.done} done, {counts.skipped} skipped, {counts.failed} failed of {counts.files} files in "
+          f"{time.perf_counter() - start:.1f} s; pseudo-masks in {out['pseudo_mask']}, summary in {summary}")
+    return counts.exit_code
 
 if __name__ == "__main__":
     sys.exit(main())

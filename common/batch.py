@@ -1,4 +1,8 @@
-"""What a per-image batch job (SPM, SGSCN) needs to share one output root safely.
+"""The per-image batch job (SPM, SGSCN, PiCIE's inference): one loop, and what it needs to share one
+output root safely.
+
+* :func:`run_image_batch` runs a step per image with skip-existing, one-line errors, progress, a summary
+  merged after every image, and rank sharding for ``torchrun``.
 
 * ``settings.json`` records the settings that shape the outputs; a resumed run (``--skip_existing``)
   with other settings is refused, so one folder never mixes maps made two ways.
@@ -10,11 +14,14 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.io import InputError, pid_alive, write_bytes
+from common.io import InputError, error_line, is_image_file, merge_summary, pid_alive, write_bytes, write_csv
 
 LOCK_NAME = ".lock"
 SETTINGS_NAME = "settings.json"
@@ -77,3 +84,101 @@ def claim_output_root(root: str | os.PathLike, settings: dict, resume: bool, ran
                     lock.unlink()
             except (OSError, ValueError):
                 pass
+
+
+@dataclass
+class ImageOutcome:
+    """What processing one image gives the batch runner: its summary fields and warnings."""
+
+    row: dict
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BatchCounts:
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    files: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+# What a per-image step may raise for one bad image; anything else is a bug and stops the batch.
+IMAGE_ERRORS = (InputError, OSError, RuntimeError, ValueError)
+
+
+def run_image_batch(
+    files: Sequence[Path],
+    process: Callable[[Path, Callable[[str], None]], ImageOutcome],
+    done_marker: Callable[[str], Path],
+    summary: Path,
+    fields: Sequence[str],
+    *,
+    skip_existing: bool = False,
+    rank: int = 0,
+    world: int = 1,
+) -> BatchCounts:
+    """The one per-image loop of the batch jobs (SPM, SGSCN, PiCIE's inference).
+
+    Each rank takes ``files[rank::world]``; an image whose ``done_marker(stem)`` exists is skipped with
+    ``skip_existing``; ``process(path, status)`` does the work and writes the outputs (``status(text)``
+    shows progress on the bar); a failure of one image is one ``error:`` line and a ``failed`` row, and
+    the batch goes on. After every image the rows are merged into ``summary`` (one row per image: an
+    interrupted run keeps what it finished), or into a per-rank part that rank 0 merges at the end.
+    """
+    from tqdm import tqdm
+
+    mine = list(files[rank::world])
+    counts = BatchCounts(files=len(mine))
+    rows: list[dict] = []
+    part = summary.parent / f".{summary.stem}.rank{rank}.csv"
+
+    def save() -> None:
+        if world == 1:
+            merge_summary(summary, rows, fields)
+        else:
+            write_csv(part, rows, fields)
+
+    bar = tqdm(mine, disable=None, dynamic_ncols=True, unit="img", position=rank)
+    for path in bar:
+        name = path.stem
+        if skip_existing and done_marker(name).exists():
+            counts.skipped += 1
+            continue
+        bar.set_postfix_str(name)
+        start = time.perf_counter()
+        try:
+            if not is_image_file(path):
+                raise InputError(path, f"not an image file type ({path.suffix or 'no extension'})")
+            outcome = process(path, lambda text, name=name: bar.set_postfix_str(f"{name} {text}", refresh=False))
+        except IMAGE_ERRORS as err:
+            line = error_line(path, err)
+            tqdm.write(f"error: {line}", file=sys.stderr)
+            rows.append({"image": name, "status": "failed", "warnings": line})
+            counts.failed += 1
+            save()
+            continue
+        for warning in outcome.warnings:
+            tqdm.write(f"warning: {path}: {warning}", file=sys.stderr)
+        rows.append({"image": name, "status": "ok", **outcome.row,
+                     "seconds": f"{time.perf_counter() - start:.2f}", "warnings": "; ".join(outcome.warnings)})
+        counts.done += 1
+        save()
+    bar.close()
+    save()
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.init_process_group("gloo")
+        dist.barrier()
+        if rank == 0:
+            parts = [summary.parent / f".{summary.stem}.rank{r}.csv" for r in range(world)]
+            merge_summary(summary, [], fields, parts)
+            for p in parts:
+                p.unlink(missing_ok=True)
+        dist.barrier()
+        dist.destroy_process_group()
+    return counts

@@ -22,17 +22,12 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
-from common.batch import claim_output_root
+from common.batch import ImageOutcome, claim_output_root, run_image_batch
 from common.cli import exit_cleanly_on_sigterm, int_at_least, resolve_device
 from common.io import (
     InputError,
-    error_line,
-    is_image_file,
-    merge_summary,
     prepare_batch,
-    write_csv,
     write_png,
 )
 from SPM.pipeline import mine_file
@@ -120,84 +115,32 @@ def run(args: argparse.Namespace, device: torch.device, files: list[Path], out: 
         stepsize_ce=args.stepsize_ce, stepsize_ss=args.stepsize_ss,
     )
     trainer = CSNetTrainer(cfg, device, exact=args.exact, compile=args.compile)
-    my_files = files[rank::world]
-    rows: list[dict] = []
     summary = out["base"] / "summary.csv"
-    rank_part = out["base"] / f".summary.rank{rank}.csv"
 
-    def save_rows() -> None:
-        if world == 1:
-            merge_summary(summary, rows, SUMMARY_FIELDS)
-        else:
-            write_csv(rank_part, rows, SUMMARY_FIELDS)
+    def mine(path: Path, status) -> ImageOutcome:
+        def on_step(it: int, loss: float) -> None:
+            status(f"step {it + 1}/{cfg.max_iter} loss {loss:.3f}")
 
-    n_done = n_skipped = n_failed = 0
-    start = time.perf_counter()
-    bar = tqdm(my_files, disable=None, dynamic_ncols=True, unit="img", position=rank)
-    for path in bar:
-        name = path.stem
-        target = out["gland_proposal"] / f"{name}.png"
-        if args.skip_existing and target.exists():
-            n_skipped += 1
-            continue
-        bar.set_postfix_str(name)
-
-        def on_step(it: int, loss: float, name: str = name) -> None:
-            bar.set_postfix_str(f"{name} step {it + 1}/{cfg.max_iter} loss {loss:.3f}", refresh=False)
-
-        try:
-            if not is_image_file(path):
-                raise InputError(path, f"not an image file type ({path.suffix or 'no extension'})")
-            mined = mine_file(
-                path, trainer, cluster_num=args.cluster_num, seed=args.seed, scale=args.scale,
-                min_border_pixels=args.min_border_pixels, hole_area=args.hole_area, on_step=on_step,
-            )
-            prop = mined.proposal
-            write_png(out["border_proposal"] / f"{name}.png", prop.border.astype("uint8") * 255)
-            write_png(out["cluster_label"] / f"{name}.png", colorize_clusters(mined.labels))
-            write_png(out["overlay"] / f"{name}.png", overlay_proposal(mined.image, prop.proposal_map))
-            write_png(target, prop.proposal_map)  # last: its presence marks the image as done
-        except (InputError, OSError, RuntimeError, ValueError) as err:
-            line = error_line(path, err)
-            tqdm.write(f"error: {line}", file=sys.stderr)
-            rows.append({"image": name, "status": "failed", "warnings": line})
-            n_failed += 1
-            save_rows()
-            continue
-        for warning in mined.warnings:
-            tqdm.write(f"warning: {path}: {warning}", file=sys.stderr)
+        mined = mine_file(path, trainer, cluster_num=args.cluster_num, seed=args.seed, scale=args.scale,
+                          min_border_pixels=args.min_border_pixels, hole_area=args.hole_area, on_step=on_step)
+        prop, name = mined.proposal, path.stem
+        write_png(out["border_proposal"] / f"{name}.png", prop.border.astype("uint8") * 255)
+        write_png(out["cluster_label"] / f"{name}.png", colorize_clusters(mined.labels))
+        write_png(out["overlay"] / f"{name}.png", overlay_proposal(mined.image, prop.proposal_map))
+        write_png(out["gland_proposal"] / f"{name}.png", prop.proposal_map)  # last: marks the image as done
         h, w = prop.proposal_map.shape
-        rows.append({
-            "image": name, "status": "ok", "height": h, "width": w,
-            "selected_cluster": prop.cluster, "cluster_mean_gray": f"{prop.cluster_gray:.3f}",
+        return ImageOutcome({
+            "height": h, "width": w, "selected_cluster": prop.cluster, "cluster_mean_gray": f"{prop.cluster_gray:.3f}",
             "border_fraction": f"{prop.border.mean():.5f}", "gland_fraction": f"{prop.gland.mean():.5f}",
-            "seconds": f"{mined.seconds:.2f}", "warnings": "; ".join(mined.warnings),
-        })
-        n_done += 1
-        save_rows()  # after every image, so an interrupted run keeps the rows of what it finished
-    bar.close()
+        }, mined.warnings)
 
-    save_rows()
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.init_process_group("gloo")
-        dist.barrier()
-        if rank == 0:
-            parts = [out["base"] / f".summary.rank{r}.csv" for r in range(world)]
-            merge_summary(summary, [], SUMMARY_FIELDS, parts)
-            for p in parts:
-                p.unlink(missing_ok=True)
-        dist.barrier()
-        dist.destroy_process_group()
-    elapsed = time.perf_counter() - start
+    start = time.perf_counter()
+    counts = run_image_batch(files, mine, lambda name: out["gland_proposal"] / f"{name}.png", summary,
+                             SUMMARY_FIELDS, skip_existing=args.skip_existing, rank=rank, world=world)
     who = f"rank {rank}/{world}: " if world > 1 else ""
-    print(
-        f"SPM {who}{n_done} done, {n_skipped} skipped, {n_failed} failed of {len(my_files)} files "
-        f"in {elapsed:.1f} s; proposals in {out['gland_proposal']}, summary in {summary}"
-    )
-    return 1 if n_failed else 0
-
+    print(f"SPM {who}{counts.done} done, {counts.skipped} skipped, {counts.failed} failed of {counts.files} files "
+          f"in {time.perf_counter() - start:.1f} s; proposals in {out['gland_proposal']}, summary in {summary}")
+    return counts.exit_code
 
 if __name__ == "__main__":
     sys.exit(main())
