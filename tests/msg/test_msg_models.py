@@ -13,7 +13,7 @@ from mmseg.structures import SegDataSample
 import MSG  # noqa: F401
 from MSG.backbones import WideRes38
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FAITHFUL = ROOT / "configs" / "pspnet_mssg" / "pspnet_wres38-d8_10k_histo.py"
 TINY = ROOT / "tests" / "data" / "tiny_mssg_cpu.py"
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from tooling import load_tool
+
+from tests.tooling import load_tool
 
 make_synthetic_glas = load_tool("make_synthetic_glas")
 

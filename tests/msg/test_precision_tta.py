@@ -12,8 +12,6 @@ import torch
 from mmengine.config import Config
 from mmengine.optim import OptimWrapper
 from mmseg.registry import MODELS, OPTIM_WRAPPERS
-from test_msg_models import _samples
-from tooling import load_tool
 
 from common.precision import BF16_ENV, bf16_native, bf16_override, bf16_supported
 from MSG.datasets.tta import (
@@ -26,8 +24,10 @@ from MSG.datasets.tta import (
     without_loading,
 )
 from MSG.engine.optim_wrapper import BF16OptimWrapper
+from tests.msg.test_msg_models import _samples
+from tests.tooling import load_tool
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests" / "data" / "tiny_mssg_cpu.py"
 FAITHFUL = ROOT / "configs" / "pspnet_mssg" / "pspnet_wres38-d8_10k_histo.py"
 CPU = ROOT / "configs" / "pspnet_mssg" / "pspnet_wres38w025-d8_2k_histo_cpu.py"

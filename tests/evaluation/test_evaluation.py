@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 from scipy.spatial.distance import directed_hausdorff
-from tooling import load_tool
 
 from common.io import write_png
 from evaluation.glas_objects import (
@@ -19,6 +18,7 @@ from evaluation.glas_objects import (
     object_f1_counts,
     object_sums,
 )
+from tests.tooling import load_tool
 
 evaluate = load_tool("evaluate")
 

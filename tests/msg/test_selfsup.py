@@ -27,7 +27,7 @@ from MSG.selfsup.views import (
     stain_jitter,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "selfsup" / "vicregl_wres38w025_glas-half.py"
 
 

@@ -13,12 +13,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from tooling import load_tool
 
 from common.io import read_mask, write_png
 from common.morphology import remove_small_holes
 from evaluation.folders import score_objects
 from MSG.compat.safe_globals import allow_mmengine_checkpoints
+from tests.tooling import load_tool
 
 ablation = load_tool("ablation")
 crop_img_and_gt = load_tool("crop_img_and_gt")
@@ -28,7 +28,7 @@ make_synthetic_image = load_tool("make_synthetic_glas").make_synthetic_image
 spm_cli = load_tool("spm")
 
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests" / "data" / "tiny_mssg_cpu.py"
 
 

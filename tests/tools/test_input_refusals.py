@@ -15,13 +15,14 @@ import torch
 from mmengine.config import Config
 from mmseg.registry import MODELS
 from PIL import Image
-from tooling import load_tool
 
+import common.batch as cbatch
 import common.io as cio
 from common.batch import LOCK_NAME
 from common.io import InputError, read_bgr, read_mask, write_png
 from MSG.engine.preflight import check_test_inputs, check_train_inputs
 from SPM import pipeline
+from tests.tooling import load_tool
 
 crop = load_tool("crop_img_and_gt")
 evaluate = load_tool("evaluate")
@@ -33,7 +34,7 @@ spm_cli = load_tool("spm")
 train = load_tool("train")
 test_tool = load_tool("test")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests" / "data" / "tiny_mssg_cpu.py"
 
 
@@ -354,8 +355,20 @@ def test_unwritable_outputs_are_one_line(tmp_path, tiny_checkpoints, capsys, mon
         raise OSError(28, "No space left on device")
 
     _image(tmp_path / "imgs" / "a.png", 24, 24)
-    monkeypatch.setattr(spm_cli, "merge_summary", full)
+    monkeypatch.setattr(cbatch, "merge_summary", full)
     assert spm_cli.main(["--train_image_path", str(tmp_path / "imgs"), "--output_root", str(tmp_path / "spm"),
                          "--maxIter", "1", "--nChannel", "4", "--min_border_pixels", "1", "--no-compile",
                          "--device", "cpu"]) == 2
     assert "No space left on device" in _last_error(capsys)
+
+
+def test_test_tool_refuses_nan_weights_before_inference(tmp_path, tiny_checkpoints):
+    _image(tmp_path / "glas" / "images" / "t.png", 48, 64)
+    write_png(tmp_path / "glas" / "masks" / "t.png", np.zeros((48, 64), np.uint8))
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "test.py"), str(TINY), str(tiny_checkpoints["nan"]),
+                           "--work-dir", str(tmp_path / "w"), "--cfg-options",
+                           f"test_dataloader.dataset.data_root={tmp_path / 'glas'}"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {tiny_checkpoints['nan']}:") and "NaN or inf" in last

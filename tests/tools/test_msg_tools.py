@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from tooling import load_tool
 
 from common.io import read_mask, write_png
+from tests.tooling import load_tool
 
 ablation = load_tool("ablation")
 convert_checkpoint = load_tool("convert_checkpoint")
 crop = load_tool("crop_img_and_gt")
 evaluate = load_tool("evaluate")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_tile_offsets_cover_glas_sizes():
@@ -53,7 +53,7 @@ def test_crop_cli_names_and_missing_proposal(tmp_path, rng, capsys):
 
 
 def test_evaluate_cli(tmp_path, capsys):
-    from test_evaluation import hand_case
+    from tests.evaluation.test_evaluation import hand_case
 
     gt, pred = hand_case()
     write_png(tmp_path / "gt" / "x_anno.png", gt)  # the official *_anno naming
@@ -69,7 +69,7 @@ def test_evaluate_cli(tmp_path, capsys):
 def test_convert_mmseg0x_checkpoint(tmp_path, capsys):
     from mmseg.registry import MODELS
 
-    cfg_path = str(Path(__file__).parent / "data" / "tiny_mssg_cpu.py")
+    cfg_path = str(Path(__file__).parents[1] / "data" / "tiny_mssg_cpu.py")
     model = MODELS.build(Config.fromfile(cfg_path).model)
     state = {f"module.{k}": v for k, v in model.state_dict().items() if "embed_head" not in k}
     assert any(k.startswith("module.backbone.b4_5.bn_branch2a") for k in state)

@@ -27,7 +27,7 @@ from baselines.sgscn_clustering import (
 from common.io import write_png
 from evaluation.oracles import oracle_majority_labels
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EPS = 1e-3
 
 

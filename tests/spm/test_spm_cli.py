@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 from scipy import ndimage
-from tooling import load_tool
 
 from common.io import write_png
+from tests.tooling import load_tool
 
 make_synthetic_image = load_tool("make_synthetic_glas").make_synthetic_image
 spm_cli = load_tool("spm")
@@ -145,7 +145,7 @@ def test_dist_spm_two_processes_shard_and_merge(tmp_path, rng):
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     images = tmp_path / "in"
     for i in range(3):
         write_png(images / f"img_{i}.png", rng.integers(0, 256, (24, 30, 3), dtype=np.uint8))

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from tooling import load_tool
 
 from common.io import InputError, read_mask, remove_stale_temp_files, write_png
 from MSG.compat.safe_globals import check_checkpoint, mmengine_checkpoint_globals
+from tests.tooling import load_tool
 
 crop_img_and_gt = load_tool("crop_img_and_gt")
 evaluate = load_tool("evaluate")
@@ -26,7 +26,7 @@ predict = load_tool("predict")
 spm_cli = load_tool("spm")
 
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests" / "data" / "tiny_mssg_cpu.py"
 FAITHFUL = ROOT / "configs" / "pspnet_mssg" / "pspnet_wres38-d8_10k_histo.py"
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tooling import load_tool
 
 from common.io import write_png
 from evaluation.pixel import PooledCounts, pooled_metrics
+from tests.tooling import load_tool
 
 
 def test_pooled_metrics_by_hand():
