@@ -43,3 +43,16 @@ class CSNet(nn.Module):
         for conv, bn in zip(self.conv2, self.bn2, strict=True):
             x = bn(F.relu(conv(x)))
         return self.bn3(self.conv3(x))
+
+
+def csnet_step_flops(height: int, width: int, in_channels: int = 3, n_channels: int = 128, n_conv: int = 3) -> int:
+    """Multiply-add FLOPs (2 per MAC) of one CSNet training step on an ``height x width`` image, from the
+    layer shapes: forward, the weight gradients (as many again) and the input gradients (as many again,
+    except for the first layer, whose input needs none). BatchNorm, ReLU and the loss are left out: they
+    are memory-bound and small in FLOPs."""
+    pixels = height * width
+    first = 2 * pixels * in_channels * n_channels * 9
+    middle = (n_conv - 1) * 2 * pixels * n_channels * n_channels * 9
+    last = 2 * pixels * n_channels * n_channels
+    forward = first + middle + last
+    return 3 * forward - first

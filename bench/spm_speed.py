@@ -19,8 +19,10 @@ import cv2
 import torch
 
 from common.cli import resolve_device
+from common.hardware import conv_ceiling_gflops
 from common.io import find_ground_truth, is_image_file, list_files, read_mask, write_csv, write_png
 from evaluation.pixel import PooledCounts
+from SPM.model import csnet_step_flops
 from SPM.pipeline import mine_file
 from SPM.train import CSNetTrainer, SPMTrainConfig
 
@@ -44,6 +46,28 @@ def run_path(name: str, files: list[Path], masks: Path, trainer: CSNetTrainer, s
             "first_image_s": seconds[0], "mIoU": counts.miou(), "Dice": counts.dice()}
 
 
+def step_vs_ceiling(args: argparse.Namespace) -> int:
+    """Achieved GFLOP/s of the fast path's CSNet step (FLOPs from the layer shapes) and the same run's
+    GFLOP/s of one 128 -> 128 3x3 convolution (forward + both gradients) of the image's size, precision
+    and layout: the practical ceiling on this machine."""
+    cfg = SPMTrainConfig(max_iter=args.steps)
+    device = resolve_device(args.device, 0)
+    h, w = (round(s * args.bench_scale) for s in (522, 775))
+    image = torch.rand(1, 3, h, w)
+    trainer = CSNetTrainer(cfg, device)
+    trainer.fit(image, seed=0)  # warm-up (torch.compile)
+    start = time.perf_counter()
+    trainer.fit(image, seed=0)
+    per_step = (time.perf_counter() - start) / cfg.max_iter
+    achieved = csnet_step_flops(h, w, 3, cfg.n_channels, cfg.n_conv) / per_step / 1e9
+    ceiling = conv_ceiling_gflops(cfg.n_channels, h, w, bf16=trainer.use_bf16, channels_last=trainer.channels_last,
+                                  device=str(device))
+    print(f"SPM step {w}x{h}: {per_step:.3f} s/step, {achieved:.1f} GFLOP/s (bf16={trainer.use_bf16}, "
+          f"channels_last={trainer.channels_last}, compile={trainer.compile}); one 128->128 3x3 conv of that "
+          f"size: {ceiling:.1f} GFLOP/s; fraction of the ceiling: {achieved / ceiling:.2f} (target >= 0.60)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images", type=Path, default=DEFAULT_GLAS / "images")
@@ -53,7 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", type=float, nargs="*", default=[], help="also time the fast path at these scales")
     p.add_argument("--skip_exact", action="store_true", help="fast path(s) only (no ratio)")
     p.add_argument("--out", type=Path, default=ROOT / "work_dirs" / "bench_spm")
+    p.add_argument("--steps", type=int, default=10, help="with --ceiling: timed training steps")
+    p.add_argument("--bench-scale", type=float, default=0.5, help="with --ceiling: image size as a fraction of 775x522")
+    p.add_argument("--ceiling", action="store_true",
+                   help="only the CSNet step's GFLOP/s beside one large convolution's on this machine")
     args = p.parse_args(argv)
+    if args.ceiling:
+        return step_vs_ceiling(args)
     if not args.images.is_dir():
         print(f"error: {args.images}: image folder not found (pass --images/--masks)", file=sys.stderr)
         return 2

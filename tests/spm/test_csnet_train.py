@@ -105,3 +105,18 @@ def test_fast_path_eager_matches_exact_closely():
     # bf16 autocast (where supported) changes low bits only
     cos = F.cosine_similarity(exact, fast, dim=1)
     assert cos.mean() > 0.97
+
+
+def test_csnet_step_flops_from_the_layer_shapes():
+    from SPM.model import csnet_step_flops
+
+    # 1 px, 3 -> 2 channels, 2 conv blocks: first 2*3*2*9 = 108, middle 2*2*2*9 = 72, last 1x1 2*2*2 = 8
+    forward = 108 + 72 + 8
+    assert csnet_step_flops(1, 1, 3, 2, 2) == 3 * forward - 108
+    assert csnet_step_flops(10, 20, 3, 2, 2) == 200 * (3 * forward - 108)
+
+
+def test_conv_ceiling_is_a_positive_rate():
+    from common.hardware import conv_ceiling_gflops
+
+    assert conv_ceiling_gflops(8, 16, 16, repeats=1) > 0
