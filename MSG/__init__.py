@@ -18,6 +18,8 @@ import warnings
 warnings.filterwarnings("ignore", message=r"Fail to import ``MultiScaleDeformableAttention``")
 warnings.filterwarnings("ignore", message=r"For binary segmentation, we suggest using")
 warnings.filterwarnings("ignore", message=r"``build_loss`` would be deprecated soon")
+# SegTTAModel stores its 2-D argmax in a PixelData, which reshapes it with a warning per image.
+warnings.filterwarnings("ignore", message=r"The shape of value will convert from")
 
 from MSG.compat import mmcv_ops  # noqa: E402
 
