@@ -32,7 +32,7 @@ from common.io import (
     write_png,
 )
 from common.proposals import IGNORE, as_proposal
-from common.tiles import crop_tiles, merge_tiles, pad_to, tile_offsets  # noqa: F401  (re-exported)
+from common.tiles import crop_tiles
 
 PROPOSAL_PAD = IGNORE
 

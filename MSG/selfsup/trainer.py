@@ -85,7 +85,9 @@ def sample_batch(images: list[torch.Tensor], it: int, seed: int, batch_size: int
 
 
 def _run_config(cfg: Config) -> dict:
-    return {k: cfg.to_dict().get(k) for k in RUN_KEYS}
+    """The keys of ``cfg`` that define the run, as plain JSON data (what a checkpoint records)."""
+    whole = cfg.to_dict()
+    return json.loads(json.dumps({k: whole.get(k) for k in RUN_KEYS}))
 
 
 def _save(path: Path, obj: dict) -> None:
@@ -114,7 +116,7 @@ def pretrain(cfg: Config, work_dir: str | Path, resume: bool = False, device: to
     start = 0
     if resume and latest.exists():
         state = torch.load(latest, map_location=device, weights_only=True)
-        if state["run_config"] != json.loads(json.dumps(_run_config(cfg))):
+        if state["run_config"] != _run_config(cfg):
             raise InputError(latest, "was written with a different configuration; use another --work-dir")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -166,11 +168,11 @@ def pretrain(cfg: Config, work_dir: str | Path, resume: bool = False, device: to
                 f"feat_std {row['feat_std']:.4f}  lr {lr:.2e}  {sec:.2f} s/iter")
         if done % sched.checkpoint_interval == 0 or done == sched.iters:
             _save(latest, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iter": done,
-                           "run_config": json.loads(json.dumps(_run_config(cfg)))})
+                           "run_config": _run_config(cfg)})
     out_path = work_dir / "backbone.pth"
     meta = {"method": "VICRegL (dense VICReg on exact view correspondences)", "iters": int(sched.iters),
             "images": names, "scale": float(cfg.data.get("scale", 1.0)), "seed": int(cfg.seed),
-            "run_config": json.loads(json.dumps(_run_config(cfg)))}
+            "run_config": _run_config(cfg)}
     _save(out_path, {"state_dict": model.backbone.state_dict(), "meta": meta})
     log(f"wrote {out_path}")
     return out_path

@@ -9,6 +9,7 @@ import torch
 from mmengine.config import Config
 
 from common.io import read_mask, write_png
+from common.tiles import crop_tiles, merge_tiles, tile_offsets
 from tests.tooling import load_tool
 
 ablation = load_tool("ablation")
@@ -20,22 +21,22 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_tile_offsets_cover_glas_sizes():
-    assert crop.tile_offsets(775, 256, 192) == [0, 192, 384, 519]
-    assert crop.tile_offsets(522, 256, 192) == [0, 192, 266]
-    assert crop.tile_offsets(448, 256, 192) == [0, 192]
-    assert crop.tile_offsets(100, 256, 192) == [0]
+    assert tile_offsets(775, 256, 192) == [0, 192, 384, 519]
+    assert tile_offsets(522, 256, 192) == [0, 192, 266]
+    assert tile_offsets(448, 256, 192) == [0, 192]
+    assert tile_offsets(100, 256, 192) == [0]
 
 
 @pytest.mark.parametrize("shape", [(300, 410, 3), (522, 775), (100, 120, 3)])
 def test_crop_merge_round_trip(rng, shape):
     image = rng.integers(0, 256, shape, dtype=np.uint8)
-    tiles = crop.crop_tiles(image, 256, 192, pad_value=0)
+    tiles = crop_tiles(image, 256, 192, pad_value=0)
     assert all(t.shape[:2] == (256, 256) for t in tiles.values())
-    np.testing.assert_array_equal(crop.merge_tiles(tiles, *shape[:2]), image)
+    np.testing.assert_array_equal(merge_tiles(tiles, *shape[:2]), image)
 
 
 def test_small_image_proposal_padded_with_ignore():
-    tiles = crop.crop_tiles(np.ones((100, 120), np.uint8), 256, 192, pad_value=crop.PROPOSAL_PAD)
+    tiles = crop_tiles(np.ones((100, 120), np.uint8), 256, 192, pad_value=crop.PROPOSAL_PAD)
     (tile,) = tiles.values()
     assert (tile[:100, :120] == 1).all() and (tile[100:] == 255).all() and (tile[:, 120:] == 255).all()
 
