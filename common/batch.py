@@ -120,6 +120,9 @@ def run_image_batch(
     skip_existing: bool = False,
     rank: int = 0,
     world: int = 1,
+    accept: Callable[[Path], bool] = is_image_file,
+    kind: str = "image",
+    unit: str = "img",
 ) -> BatchCounts:
     """The one per-image loop of the batch jobs (SPM, SGSCN, PiCIE's inference).
 
@@ -128,6 +131,7 @@ def run_image_batch(
     shows progress on the bar); a failure of one image is one ``error:`` line and a ``failed`` row, and
     the batch goes on. After every image the rows are merged into ``summary`` (one row per image: an
     interrupted run keeps what it finished), or into a per-rank part that rank 0 merges at the end.
+    A file that ``accept`` refuses (by default: not an image file type) is a failed row.
     """
     from tqdm import tqdm
 
@@ -142,7 +146,7 @@ def run_image_batch(
         else:
             write_csv(part, rows, fields)
 
-    bar = tqdm(mine, disable=None, dynamic_ncols=True, unit="img", position=rank)
+    bar = tqdm(mine, disable=None, dynamic_ncols=True, unit=unit, position=rank)
     for path in bar:
         name = path.stem
         if skip_existing and done_marker(name).exists():
@@ -151,8 +155,9 @@ def run_image_batch(
         bar.set_postfix_str(name)
         start = time.perf_counter()
         try:
-            if not is_image_file(path):
-                raise InputError(path, f"not an image file type ({path.suffix or 'no extension'})")
+            if not accept(path):
+                raise InputError(path, f"not {'an' if kind[0] in 'aeiou' else 'a'} {kind} file type "
+                                       f"({path.suffix or 'no extension'})")
             outcome = process(path, lambda text, name=name: bar.set_postfix_str(f"{name} {text}", refresh=False))
         except IMAGE_ERRORS as err:
             line = error_line(path, err)

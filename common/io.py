@@ -10,7 +10,8 @@ import csv
 import os
 import socket
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -38,6 +39,19 @@ def list_files(folder: str | os.PathLike) -> list[Path]:
     if not folder.is_dir():
         raise InputError(folder, "not a directory")
     return sorted(p for p in folder.iterdir() if (p.is_file() or p.is_symlink()) and not p.name.startswith("."))
+
+
+def collect_files(inputs: Iterable[str | os.PathLike], accept: Callable[[Path], bool]) -> list[Path]:
+    """The files named in ``inputs``, folders expanded to their files that ``accept`` takes (sorted); a
+    named file is kept as given, so a wrong one is reported rather than skipped."""
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files.extend(f for f in list_files(path) if accept(f))
+        else:
+            files.append(path)
+    return files
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
@@ -256,6 +270,28 @@ def write_png(path: str | os.PathLike, array: np.ndarray) -> None:
     if not ok:
         raise OSError(f"{path}: PNG encoding failed")
     _atomic_write(path, lambda fh: fh.write(buf.tobytes()), "wb")
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[IO], None], mode: str = "wb") -> None:
+    """``write(fh)`` into a temp file beside ``path``, then rename it to ``path`` (nothing half-written)."""
+    _atomic_write(Path(path), write, mode)
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """A temp path beside ``path`` for a writer that opens files itself (tifffile); renamed to ``path``
+    when the block ends without error, removed otherwise."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_WRITER}.", suffix=_TMP_SUFFIX, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, _FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -17,7 +17,12 @@ validation (the evaluation is the prediction step), and the **final** checkpoint
 ``--tta`` predicts with the config's ``tta_pipeline`` (the evaluation protocol; ``--tta-ratios`` to
 choose the ratios), into ``pred_tta`` / ``pred_tta_<ratios>`` beside the 1x ``pred``.
 ``--proposals`` adds a "proposals" row: SPM's maps of the evaluation images (gland = value > 0),
-scored with the same metrics -- the floor that MSG must beat.
+scored with the same metrics -- the floor that MSG must beat. ``--fill-holes AREA`` also scores every
+row's masks after SPM's interior rule (holes smaller than AREA px filled; the ``fill_*`` columns), so
+the opt-in post-processing is compared on all rows alike. ``--validate IMAGES MASKS`` also predicts a
+declared validation set (e.g. the train images and their masks, never the test set) with the same
+protocol and reports its pooled mIoU / Dice / precision / recall (the ``val_*`` columns): the signal
+for choosing between recipes without looking at the test set.
 """
 from __future__ import annotations
 
@@ -28,8 +33,11 @@ import sys
 import time
 from pathlib import Path
 
-from common.io import InputError, write_csv
-from evaluation.folders import OBJECT_FIELDS, score_objects
+import numpy as np
+
+from common.io import InputError, list_files, read_mask, write_csv, write_png
+from common.morphology import remove_small_holes
+from evaluation.folders import OBJECT_FIELDS, score_objects, score_pixels
 from MSG.datasets.tta import positive_ratio
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {"ce": "_ce", "variation": "_variation", "omission": "_omission", "msg": ""}
 METRICS = ("mIoU", "Dice", "obj_F1", "obj_Dice", "obj_Hausdorff")
 FIELDS = ("variant", "config", "iters", "s_per_iter", "predict_s", "images", *METRICS)
+FILL_FIELDS = ("fill_mIoU", "fill_Dice", "fill_obj_F1")
+VAL_FIELDS = ("val_mIoU", "val_Dice", "val_precision", "val_recall")
 
 
 def variant_config(base_config: Path, variant: str) -> Path:
@@ -91,6 +101,24 @@ def prediction_folder(tta: bool, ratios: list[float] | None) -> str:
     return "pred_tta" if tta else "pred"
 
 
+def fill_masks(mask_dir: Path, out_dir: Path, area: int) -> Path:
+    """Writes each mask of ``mask_dir`` with holes smaller than ``area`` px filled into ``out_dir``."""
+    for path in list_files(mask_dir):
+        gland = read_mask(path) > 0
+        write_png(out_dir / path.name, remove_small_holes(gland, area).astype(np.uint8) * 255)
+    return out_dir
+
+
+def validation_fields(pred_dir: Path, masks: Path) -> dict[str, str]:
+    """Pooled mIoU / Dice / precision / recall of ``pred_dir`` against the declared validation masks."""
+    counts, _, pairing = score_pixels(pred_dir, masks)
+    if pairing.errors:
+        raise InputError(pred_dir, "; ".join(pairing.errors))
+    details = counts.details()
+    return {"val_mIoU": f"{counts.miou():.4f}", "val_Dice": f"{counts.dice():.4f}",
+            "val_precision": f"{details['precision']:.4f}", "val_recall": f"{details['recall']:.4f}"}
+
+
 def score(pred_dir: Path, masks: Path, hausdorff: bool, csv_path: Path) -> dict:
     """``tools/evaluate.py``'s metrics of a folder of masks/maps; per-image table to ``csv_path``."""
     summary, per_image, pairing = score_objects(pred_dir, masks, hausdorff)
@@ -131,9 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--proposals", type=Path, help="SPM gland_proposal folder of the evaluation images: adds a row")
     p.add_argument("--no-hausdorff", dest="hausdorff", action="store_false",
                    help="skip the object Hausdorff (slow on fragmented predictions; reported as nan)")
+    p.add_argument("--fill-holes", type=int, metavar="AREA",
+                   help="also score each row's masks with holes smaller than AREA px filled")
+    p.add_argument("--validate", type=Path, nargs=2, metavar=("IMAGES", "MASKS"),
+                   help="also predict and score this declared validation set (never the test set)")
     p.add_argument("--cfg-options", nargs="+", default=[], help="extra overrides for every variant")
     args = p.parse_args(argv)
-    for folder in (args.images, args.masks):
+    for folder in (args.images, args.masks, *(args.validate or ())):
         if not folder.is_dir():
             print(f"error: {folder}: folder not found (see glas/README.md)", file=sys.stderr)
             return 2
@@ -148,20 +180,38 @@ def main(argv: list[str] | None = None) -> int:
     except (StepFailed, InputError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2 if isinstance(err, InputError) or err.returncode == 2 else 1
-    print("\n| " + " | ".join(FIELDS) + " |\n|" + "---|" * len(FIELDS))
+    fields = table_fields(args)
+    print("\n| " + " | ".join(fields) + " |\n|" + "---|" * len(fields))
     for row in rows:
-        print("| " + " | ".join(str(row.get(k, "")) for k in FIELDS) + " |")
+        print("| " + " | ".join(str(row.get(k, "")) for k in fields) + " |")
     print(f"\ntable written to {args.work_root / 'ablation.csv'}")
     return 0
+
+
+def table_fields(args: argparse.Namespace) -> tuple[str, ...]:
+    return FIELDS + (FILL_FIELDS if args.fill_holes else ()) + (VAL_FIELDS if args.validate else ())
+
+
+def fill_fields(args: argparse.Namespace, mask_dir: Path, out_dir: Path, csv_path: Path) -> dict[str, str]:
+    """The ``fill_*`` columns: ``mask_dir``'s masks scored after the fill (empty without ``--fill-holes``)."""
+    if not args.fill_holes:
+        return {}
+    filled = fill_masks(mask_dir, out_dir, args.fill_holes)
+    summary = score(filled, args.masks, args.hausdorff, csv_path)
+    return {"fill_mIoU": f"{summary['mIoU']:.4f}", "fill_Dice": f"{summary['Dice']:.4f}",
+            "fill_obj_F1": f"{summary['obj_F1']:.4f}"}
 
 
 def run_variants(args: argparse.Namespace, configs: dict[str, Path]) -> list[dict]:
     """Train (or reuse), predict and evaluate each variant; returns the table rows."""
     rows = []
+    fields = table_fields(args)
     if args.proposals:
         summary = score(args.proposals, args.masks, args.hausdorff, args.work_root / "per_image_proposals.csv")
         rows.append({"variant": "proposals", "config": "SPM", "images": summary["images"],
-                     **{k: f"{summary[k]:.4f}" for k in METRICS}})
+                     **{k: f"{summary[k]:.4f}" for k in METRICS},
+                     **fill_fields(args, args.proposals, args.work_root / f"proposals_fill{args.fill_holes}",
+                                   args.work_root / "per_image_proposals_fill.csv")})
     for variant, config in configs.items():
         n, options = schedule_overrides(config, args.iters, args.omission_start)
         work_dir = args.work_root / variant
@@ -179,11 +229,19 @@ def run_variants(args: argparse.Namespace, configs: dict[str, Path]) -> list[dic
              *tta_flags])
         predict_s = time.perf_counter() - predict_start
         summary = score(pred / "masks", args.masks, args.hausdorff, work_dir / f"per_image_{pred.name}.csv")
-        rows.append({"variant": variant, "config": config.name, "iters": n,
-                     "s_per_iter": f"{seconds_per_iter(work_dir):.3f}", "predict_s": f"{predict_s:.0f}",
-                     "images": summary["images"], **{k: f"{summary[k]:.4f}" for k in METRICS}})
+        row = {"variant": variant, "config": config.name, "iters": n,
+               "s_per_iter": f"{seconds_per_iter(work_dir):.3f}", "predict_s": f"{predict_s:.0f}",
+               "images": summary["images"], **{k: f"{summary[k]:.4f}" for k in METRICS},
+               **fill_fields(args, pred / "masks", pred / f"masks_fill{args.fill_holes}",
+                             work_dir / f"per_image_{pred.name}_fill.csv")}
+        if args.validate:
+            val_pred = work_dir / ("val_" + pred.name)
+            run([sys.executable, "tools/predict.py", str(config), str(checkpoint), str(args.validate[0]),
+                 "--out", str(val_pred), *tta_flags])
+            row.update(validation_fields(val_pred / "masks", args.validate[1]))
+        rows.append(row)
         print(f"[{variant}] done in {time.perf_counter() - start:.0f} s: {rows[-1]}", flush=True)
-        write_csv(args.work_root / "ablation.csv", rows, FIELDS)
+        write_csv(args.work_root / "ablation.csv", rows, fields)
     return rows
 
 

@@ -30,37 +30,16 @@ from common.io import (
     InputError,
     check_unique_stems,
     check_writable,
+    collect_files,
     is_image_file,
-    list_files,
     read_bgr,
     remove_stale_temp_files,
     write_png,
 )
 from common.morphology import remove_small_holes
-from MSG.apis import Segmenter, load_model
-from MSG.apis.inference import is_config_path
+from MSG.apis import Segmenter, load_model, split_model_positionals
 from MSG.datasets.tta import positive_ratio
 from SPM.visualize import overlay_proposal
-
-
-def collect_inputs(inputs: list[str]) -> list[Path]:
-    files: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            files.extend(f for f in list_files(path) if is_image_file(f))
-        else:
-            files.append(path)
-    return files
-
-
-def split_positionals(items: list[str]) -> tuple[str | None, str, list[str]]:
-    """``[CONFIG] CHECKPOINT INPUT...`` -> ``(config or None, checkpoint, inputs)``."""
-    config = items[0] if items and is_config_path(items[0]) else None
-    rest = items[1:] if config else items
-    if len(rest) < 2:
-        raise InputError(" ".join(items) or "(nothing)", "expected [CONFIG] CHECKPOINT INPUT [INPUT ...]")
-    return config, rest[0], rest[1:]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     exit_cleanly_on_sigterm()
     out = Path(args.out)
     try:
-        config, checkpoint, inputs = split_positionals(args.positionals)
-        files = collect_inputs(inputs)
+        config, checkpoint, inputs = split_model_positionals(args.positionals)
+        files = collect_files(inputs, is_image_file)
         if not files:
             raise InputError(" ".join(inputs), "no images found (.png, .jpg, .tif, .bmp)")
         check_unique_stems(files)

@@ -9,6 +9,7 @@ never run with random or broken weights.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -20,6 +21,33 @@ from common.io import InputError
 from MSG.apis.config import load_config
 from MSG.compat.safe_globals import check_checkpoint
 from MSG.datasets.tta import config_tta_pipeline, without_loading
+
+# Published model files list their sha256 in this file beside them (tools/publish_model.py writes it).
+SHA256_FILE = "SHA256SUMS"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_published_sha256(path: str | os.PathLike) -> None:
+    """If a ``SHA256SUMS`` beside ``path`` lists it, the file must have that sha256 (a shipped model that
+    was damaged, cut short by a download or replaced is refused rather than run)."""
+    path = Path(path)
+    sums = path.parent / SHA256_FILE
+    if not sums.is_file():
+        return
+    for line in sums.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("*") == path.name:
+            if file_sha256(path) != parts[0].lower():
+                raise InputError(path, f"its sha256 differs from the one in {sums} (damaged or replaced file); "
+                                       "restore it (git checkout) or publish it again with tools/publish_model.py")
+            return
 
 
 def config_from_checkpoint(ckpt: dict, path: str | os.PathLike) -> Config:
@@ -66,6 +94,8 @@ def load_model(config: str | os.PathLike | None, checkpoint: str | os.PathLike, 
     import MSG  # noqa: F401  (registers the MSG parts)
 
     register_all_modules(init_default_scope=False)
+    if os.path.isfile(checkpoint):
+        check_published_sha256(checkpoint)
     ckpt = check_checkpoint(checkpoint)
     cfg = load_config(config, cfg_options) if config is not None else config_from_checkpoint(ckpt, checkpoint)
     init_default_scope(cfg.get("default_scope", "mmseg"))  # mmseg's names (SegDataPreProcessor, ...)
@@ -125,24 +155,43 @@ class Segmenter:
             self.runner = model
         self.pipeline = Compose(without_loading(pipeline))
 
-    def _result(self, image_bgr: np.ndarray, name: str):
+    def _results(self, images_bgr: list[np.ndarray], names: list[str]) -> list:
         from mmengine.dataset import pseudo_collate
 
-        h, w = image_bgr.shape[:2]
-        data = self.pipeline(dict(img=image_bgr, img_path=name, img_shape=(h, w), ori_shape=(h, w)))
+        batch = []
+        for image, name in zip(images_bgr, names, strict=True):
+            h, w = image.shape[:2]
+            batch.append(self.pipeline(dict(img=image, img_path=name, img_shape=(h, w), ori_shape=(h, w))))
         with torch.no_grad():
-            return self.runner.test_step(pseudo_collate([data]))[0]
+            return self.runner.test_step(pseudo_collate(batch))
 
     def __call__(self, image_bgr: np.ndarray, name: str = "image") -> np.ndarray:
         """Boolean gland mask ``(H, W)`` of one BGR uint8 image ``(H, W, 3)``."""
-        return (self._result(image_bgr, name).pred_sem_seg.data[0] == 1).cpu().numpy()
+        return (self._results([image_bgr], [name])[0].pred_sem_seg.data[0] == 1).cpu().numpy()
 
     def probabilities(self, image_bgr: np.ndarray, name: str = "image") -> np.ndarray:
         """``(2, H, W)`` float32 class probabilities of one BGR uint8 image."""
-        result = self._result(image_bgr, name)
-        probs = result.seg_probs.data if "seg_probs" in result else result.seg_logits.data.float().softmax(0)
-        return probs.float().cpu().numpy()
+        return self.probabilities_batch([image_bgr], [name])[0]
+
+    def probabilities_batch(self, images_bgr: list[np.ndarray], names: list[str] | None = None) -> list[np.ndarray]:
+        """``(2, H, W)`` float32 class probabilities of each image, in one forward pass per TTA view
+        (the images must share one size, as the tiles of a slide do)."""
+        names = names or [f"image_{i}" for i in range(len(images_bgr))]
+        out = []
+        for result in self._results(images_bgr, names):
+            probs = result.seg_probs.data if "seg_probs" in result else result.seg_logits.data.float().softmax(0)
+            out.append(probs.float().cpu().numpy())
+        return out
 
 
 def is_config_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix == ".py"
+
+
+def split_model_positionals(items: list[str]) -> tuple[str | None, str, list[str]]:
+    """``[CONFIG] CHECKPOINT INPUT...`` (the tools' positional form) -> ``(config or None, checkpoint, inputs)``."""
+    config = items[0] if items and is_config_path(items[0]) else None
+    rest = items[1:] if config else items
+    if len(rest) < 2:
+        raise InputError(" ".join(items) or "(nothing)", "expected [CONFIG] CHECKPOINT INPUT [INPUT ...]")
+    return config, rest[0], rest[1:]

@@ -16,6 +16,7 @@ import torch
 
 from common.io import read_mask, write_png
 from common.morphology import remove_small_holes
+from common.synthetic import make_synthetic_image
 from evaluation.folders import score_objects
 from MSG.compat.safe_globals import allow_mmengine_checkpoints
 from tests.tooling import load_tool
@@ -24,7 +25,7 @@ ablation = load_tool("ablation")
 crop_img_and_gt = load_tool("crop_img_and_gt")
 evaluate = load_tool("evaluate")
 predict = load_tool("predict")
-make_synthetic_image = load_tool("make_synthetic_glas").make_synthetic_image
+
 spm_cli = load_tool("spm")
 
 

@@ -9,9 +9,9 @@ import pytest
 from scipy import ndimage
 
 from common.io import write_png
+from common.synthetic import make_synthetic_image
 from tests.tooling import load_tool
 
-make_synthetic_image = load_tool("make_synthetic_glas").make_synthetic_image
 spm_cli = load_tool("spm")
 
 

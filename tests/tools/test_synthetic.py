@@ -4,14 +4,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from common.synthetic import make_synthetic_image
 from tests.tooling import load_tool
 
 make_synthetic_glas = load_tool("make_synthetic_glas")
 
 
 def test_deterministic_and_consistent(tmp_path):
-    a = make_synthetic_glas.make_synthetic_image(np.random.default_rng(3), 120, 160)
-    b = make_synthetic_glas.make_synthetic_image(np.random.default_rng(3), 120, 160)
+    a = make_synthetic_image(np.random.default_rng(3), 120, 160)
+    b = make_synthetic_image(np.random.default_rng(3), 120, 160)
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
     image, gland, ring = a

@@ -3,6 +3,9 @@
 # Val/test: whole GlaS testA images with GT masks, slide inference, pooled mIoU.
 # No ground truth is read for training.
 crop_size = (256, 256)
+# µm per pixel of the images the test pipeline takes (GlaS: 20x, 0.62 µm/px); the whole-slide tool
+# resamples slides to it.
+image_mpp = 0.62
 train_data_root = "glas/patches"
 test_data_root = "glas/testA"
 train_pipeline = [

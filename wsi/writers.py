@@ -1,0 +1,60 @@
+"""Per-slide outputs, each written atomically (temp file + rename): the pyramidal mask TIFF, the GeoJSON
+and the overlay."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from common.io import atomic_output, write_bytes
+
+MIN_PYRAMID_SIDE = 512
+
+
+def _pyramid(mask: np.ndarray, work_dir: Path) -> list[np.ndarray]:
+    """``mask`` and its 2x-downsampled levels down to ``MIN_PYRAMID_SIDE``, each on disk (memmap)."""
+    levels = [mask]
+    while max(levels[-1].shape) // 2 >= MIN_PYRAMID_SIDE:
+        src = levels[-1]
+        h, w = (src.shape[0] + 1) // 2, (src.shape[1] + 1) // 2
+        dst = np.lib.format.open_memmap(work_dir / f"level{len(levels)}.npy", "w+", np.uint8, (h, w))
+        for y in range(0, h, 2048):
+            # max over 2x2: a gland pixel stays visible at every level
+            block = np.asarray(src[2 * y:2 * y + 4096])
+            pad = np.zeros((2 * ((block.shape[0] + 1) // 2), 2 * w), np.uint8)
+            pad[: block.shape[0], : block.shape[1]] = block
+            dst[y:y + pad.shape[0] // 2] = pad.reshape(pad.shape[0] // 2, 2, w, 2).max(axis=(1, 3))
+        dst.flush()
+        levels.append(dst)
+    return levels
+
+
+def write_mask_tiff(path: Path, mask: np.ndarray, mpp: float, work_dir: Path) -> None:
+    """A tiled (256^2), deflate-compressed pyramidal TIFF of the 0/255 ``mask`` with ``mpp`` µm/px
+    resolution tags; reduced levels as SubIFDs (the layout QuPath, Bio-Formats and tifffile read)."""
+    import tifffile
+
+    levels = _pyramid(mask, work_dir)
+    per_cm = 1e4 / mpp
+    options = dict(tile=(256, 256), compression="zlib", photometric="minisblack", resolutionunit="CENTIMETER")
+
+    with atomic_output(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=mask.size > 2**31) as tif:
+        tif.write(levels[0], subifds=len(levels) - 1, resolution=(per_cm, per_cm), **options)
+        for i, level in enumerate(levels[1:], start=1):
+            tif.write(level, subfiletype=1, resolution=(per_cm / 2**i, per_cm / 2**i), **options)
+
+
+def write_json(path: Path, data: dict) -> None:
+    write_bytes(path, json.dumps(data, separators=(",", ":")).encode())
+
+
+def overlay(thumbnail_rgb: np.ndarray, gland: np.ndarray) -> np.ndarray:
+    """BGR overlay: glands tinted green with their outlines, on the slide's thumbnail."""
+    bgr = cv2.cvtColor(thumbnail_rgb, cv2.COLOR_RGB2BGR)
+    tinted = bgr.copy()
+    tinted[gland] = (0.55 * tinted[gland] + 0.45 * np.array([0, 200, 0])).astype(np.uint8)
+    contours, _ = cv2.findContours(gland.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(tinted, contours, -1, (0, 120, 0), 1)
+    return tinted
