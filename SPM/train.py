@@ -8,14 +8,18 @@ Loss per step, on the output ``y`` of shape ``(1, C, H, W)`` with target ``t = a
 Two paths compute the same method:
 
 * **exact** (``--exact``): fp32, eager, ``F.cross_entropy``; the reference.
-* **fast** (default): bf16 autocast where the hardware runs it natively (CUDA, or CPUs with
-  AVX512-BF16/AMX), channels-last memory, the loss as :class:`FusedSPMLoss` (its analytic
-  gradient is computed in the same pass as its value), and forward + loss ``torch.compile``-d
-  (its backward is compiled with it) where a compiler is available; falls back to eager otherwise.
+* **fast** (default): the loss as :class:`FusedSPMLoss` (its analytic gradient is computed in the
+  same pass as its value), and the fastest form of the rest that this machine has
+  (:func:`fast_path_settings`): on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), bf16
+  autocast, channels-last memory and forward + loss ``torch.compile``-d (its backward is compiled
+  with it; eager if compiling fails); on CPUs without native bf16, fp32 eager -- inductor's fp32 CPU
+  kernels of this step were slower than eager on AVX2 and corrupted the heap on an AVX-512 CPU --
+  in the memory layout that a short probe on this machine finds faster (measured once, cached).
   The loss itself is computed in fp32 on both paths.
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
+from common.hardware import timed_choice
 from common.precision import bf16_supported
 from SPM.model import CSNet
 
@@ -99,6 +104,30 @@ class FusedSPMLoss(torch.autograd.Function):
         return grad * grad_output, None, None
 
 
+def fast_path_settings(device: torch.device, cfg: SPMTrainConfig) -> tuple[bool, bool, bool]:
+    """``(bf16, channels_last, compile)`` of the fast path on ``device``.
+
+    Measured on 2 cores, CSNet step at 144 x 192 (``bench/spm_speed.py --paths``): AMD Zen 4 with
+    AVX512-BF16, bf16: compiled channels-last 0.36 s, compiled NCHW 0.38 s, eager channels-last 0.44 s;
+    the same CPU limited to AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``), fp32: eager NCHW 0.84 s, compiled NCHW
+    1.41 s, compiled channels-last 1.62 s, eager channels-last 1.70 s. The layout of the fp32 eager step
+    differs most between CPUs, so it is measured here once (:func:`common.hardware.timed_choice`).
+    """
+    bf16 = bf16_supported(device)
+    if device.type == "cuda" or bf16:
+        return bf16, True, True
+
+    def steps(channels_last: bool) -> Callable[[], None]:
+        trainer = CSNetTrainer(dataclasses.replace(cfg, max_iter=2), device, compile=False)
+        trainer.use_bf16, trainer.channels_last = False, channels_last
+        image = torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(0))
+        return lambda: trainer.fit(image, seed=0)
+
+    layout = timed_choice(f"csnet-fp32-layout-{cfg.n_channels}x{cfg.n_conv}",
+                          {"channels_last": steps(True), "nchw": steps(False)})
+    return False, layout == "channels_last", False
+
+
 class CSNetTrainer:
     """Trains a fresh CSNet on one image and returns its final pixel embeddings.
 
@@ -109,18 +138,25 @@ class CSNetTrainer:
         cfg: hyper-parameters of the original SPM.
         device: where to run.
         exact: reference path (fp32, eager, plain CE); otherwise the fast path.
-        compile: ``torch.compile`` the fast step (ignored when ``exact``).
+        compile: ``torch.compile`` the fast step (ignored when ``exact``); None: where the fast path
+            compiles on this machine (:func:`fast_path_settings`), False: never.
     """
 
     def __init__(
-        self, cfg: SPMTrainConfig, device: torch.device, exact: bool = False, compile: bool = True
+        self, cfg: SPMTrainConfig, device: torch.device, exact: bool = False, compile: bool | None = None
     ) -> None:
         self.cfg = cfg
         self.device = device
         self.exact = exact
-        self.use_bf16 = (not exact) and bf16_supported(device)
-        self.channels_last = not exact
-        self.compile = (not exact) and compile
+        if exact:
+            self.use_bf16, self.channels_last, self.compile = False, False, False
+        elif compile is False:
+            # no compiler wanted: the layout still follows the precision
+            self.use_bf16 = bf16_supported(device)
+            self.channels_last = self.use_bf16 or device.type == "cuda"
+            self.compile = False
+        else:
+            self.use_bf16, self.channels_last, self.compile = fast_path_settings(device, cfg)
         self._compiled: Callable | None = None
 
     def _autocast(self) -> torch.autocast:

@@ -24,7 +24,6 @@ data preprocessing, forward and losses inside the wrapper's ``optim_context``, b
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -41,7 +40,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
-from common.hardware import conv_ceiling_gflops
+from common.hardware import conv_ceiling_gflops, cpu_description
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,25 +64,6 @@ def build(cfg: Config, msg: bool, bf16: bool, channels_last: bool = False, devic
     model.current_iter = 10**9  # Omission active
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     return model, (BF16OptimWrapper(optimizer=optimizer) if bf16 else OptimWrapper(optimizer=optimizer))
-
-
-def cpu_description(cpuinfo: str | None = None) -> str:
-    """``'<model name> (<bf16 instructions>)'`` from ``/proc/cpuinfo`` text (read when None; Linux)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return f"{platform.processor() or platform.machine()} (instruction set unknown)"
-    fields = dict(line.split(":", 1) for line in cpuinfo.splitlines() if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    flags = set(fields.get("flags", "").split())
-    if "amx_bf16" in flags:
-        isa = "AMX-BF16 tiles"
-    elif "avx512_bf16" in flags:
-        isa = "AVX512-BF16, no AMX"
-    else:
-        isa = "no native bf16"
-    return f"{fields.get('model name', platform.machine())} ({isa})"
 
 
 def gemm_bf16_ratio(device: str, n: int = 1024, reps: int = 7) -> float:

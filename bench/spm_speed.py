@@ -1,6 +1,8 @@
 """SPM speed benchmark: the exact reference path vs the fast default path, in one process.
 
     python bench/spm_speed.py [--images DIR --masks DIR --num 10 --scale 0.5]
+    python bench/spm_speed.py --paths [--bench-scale 0.25]     # every way to run the step, here
+    python bench/spm_speed.py --ceiling                        # the step beside its hardware ceiling
 
 Both paths mine the same N images (the first N in sorted order); the script prints, for each,
 seconds per image (wall clock, the first image's torch.compile warm-up included) and the pooled
@@ -11,6 +13,7 @@ Maps and a CSV of the numbers go to ``--out``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -68,6 +71,68 @@ def step_vs_ceiling(args: argparse.Namespace) -> int:
     return 0
 
 
+PATHS = {"exact": None, "eager NCHW": (False, False), "eager channels-last": (False, True),
+         "compiled NCHW": (True, False), "compiled channels-last": (True, True)}
+
+
+def one_path(args: argparse.Namespace) -> int:
+    """(in a child process) seconds per CSNet step of one path, printed as ``PATH_SECONDS <s>``."""
+    cfg = SPMTrainConfig(max_iter=args.steps)
+    device = resolve_device(args.device, 0)
+    h, w = (round(s * args.bench_scale) for s in (522, 775))
+    image = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+    setting = PATHS[args.one_path]
+    if setting is None:
+        trainer = CSNetTrainer(cfg, device, exact=True)
+    else:
+        trainer = CSNetTrainer(cfg, device, compile=False)
+        trainer.compile, trainer.channels_last = setting
+    trainer.fit(image, seed=0)  # warm-up (and compile)
+    start = time.perf_counter()
+    trainer.fit(image, seed=0)
+    print(f"PATH_SECONDS {(time.perf_counter() - start) / (cfg.max_iter + 1):.4f} bf16={trainer.use_bf16}")
+    return 0
+
+
+def compare_paths(args: argparse.Namespace) -> int:
+    """Every way of running the CSNet step on this machine, each in its own process (a crash of one
+    -- a compiler bug -- is reported, not fatal), beside the path the fast default picks here."""
+    import subprocess
+
+    from common.hardware import cpu_description
+    from SPM.train import fast_path_settings
+
+    device = resolve_device(args.device, 0)
+    bf16, channels_last, compiled = fast_path_settings(device, SPMTrainConfig())
+    h, w = (round(s * args.bench_scale) for s in (522, 775))
+    hardware = torch.cuda.get_device_name() if device.type == "cuda" else cpu_description()
+    limits = [f"{k}={os.environ[k]}" for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MSSG_BF16")
+              if k in os.environ]
+    hardware += f" [{', '.join(limits)}]" if limits else ""
+    print(f"CSNet step at {w}x{h}, {hardware}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    chosen = ("compiled " if compiled else "eager ") + ("channels-last" if channels_last else "NCHW")
+    results = {}
+    for name in PATHS:
+        cmd = [sys.executable, __file__, "--one-path", name, "--steps", str(args.steps),
+               "--bench-scale", str(args.bench_scale), "--device", args.device]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("PATH_SECONDS")), None)
+        if proc.returncode or line is None:
+            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            results[name] = None
+            print(f"  {name:<24} failed (exit {proc.returncode}: {tail[:100]})")
+            continue
+        results[name] = float(line.split()[1])
+        precision = "fp32" if name == "exact" else line.split()[2].replace("bf16=True", "bf16").replace(
+            "bf16=False", "fp32")
+        mark = "   <- the default here" if name == chosen else ""
+        print(f"  {name:<24} {results[name]:.3f} s/step ({precision}){mark}")
+    exact = results.get("exact")
+    if exact and results.get(chosen):
+        print(f"default path ({chosen}, bf16={bf16}): {exact / results[chosen]:.2f}x the exact path")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images", type=Path, default=DEFAULT_GLAS / "images")
@@ -81,7 +146,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bench-scale", type=float, default=0.5, help="with --ceiling: image size as a fraction of 775x522")
     p.add_argument("--ceiling", action="store_true",
                    help="only the CSNet step's GFLOP/s beside one large convolution's on this machine")
+    p.add_argument("--paths", action="store_true",
+                   help="only the step time of every path (eager/compiled x NCHW/channels-last, exact), "
+                        "each in its own process, and which one the default picks here")
+    p.add_argument("--one-path", choices=list(PATHS), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.one_path:
+        return one_path(args)
+    if args.paths:
+        return compare_paths(args)
     if args.ceiling:
         return step_vs_ceiling(args)
     if not args.images.is_dir():

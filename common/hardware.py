@@ -2,7 +2,13 @@
 is compared with."""
 from __future__ import annotations
 
+import json
+import os
+import platform
+import statistics
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch.nn import functional as F
@@ -35,3 +41,74 @@ def conv_ceiling_gflops(channels: int, height: int, width: int, batch: int = 1, 
         if i:
             best = min(best, time.perf_counter() - start)
     return flops / best / 1e9
+
+
+def cpu_description(cpuinfo: str | None = None) -> str:
+    """``'<model name> (<bf16 instructions>)'`` from ``/proc/cpuinfo`` text (read when None; Linux)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return f"{platform.processor() or platform.machine()} (instruction set unknown)"
+    fields = dict(line.split(":", 1) for line in cpuinfo.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    if "amx_bf16" in flags:
+        isa = "AMX-BF16 tiles"
+    elif "avx512_bf16" in flags:
+        isa = "AVX512-BF16, no AMX"
+    elif "avx512f" in flags:
+        isa = "AVX-512, no native bf16"
+    elif "avx2" in flags:
+        isa = "AVX2, no native bf16"
+    else:
+        isa = "no native bf16"
+    return f"{fields.get('model name', platform.machine())} ({isa})"
+
+
+def cache_dir() -> Path:
+    """Where measured per-machine choices are kept: ``$MSSG_CACHE_DIR``, else ``$XDG_CACHE_HOME/mssg``,
+    else ``~/.cache/mssg``."""
+    if os.environ.get("MSSG_CACHE_DIR"):
+        return Path(os.environ["MSSG_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mssg"
+
+
+def machine_key(what: str) -> str:
+    """One cache key per question, CPU, instruction-set limits, torch version and thread count."""
+    limits = ",".join(f"{k}={os.environ[k]}" for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY") if k in os.environ)
+    return f"{what}|{cpu_description()}|{limits}|torch {torch.__version__}|{torch.get_num_threads()} threads"
+
+
+def timed_choice(what: str, candidates: dict[str, Callable[[], None]], repeats: int = 3) -> str:
+    """The fastest of ``candidates`` (name -> one timed run) on this machine, measured once and cached.
+
+    Each candidate runs once to warm up, then ``repeats`` times, alternating so that load drifts hit
+    all alike; the median decides. The result is stored under :func:`cache_dir` keyed by
+    :func:`machine_key`, so later runs on the same machine reuse it without measuring.
+    """
+    key = machine_key(what)
+    path = cache_dir() / "choices.json"
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if known.get(key) in candidates:
+        return known[key]
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for i in range(repeats + 1):
+        for name, run in candidates.items():
+            start = time.perf_counter()
+            run()
+            if i:
+                times[name].append(time.perf_counter() - start)
+    best = min(candidates, key=lambda name: statistics.median(times[name]))
+    known[key] = best
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # an unwritable cache only means measuring again next time
+    return best

@@ -17,6 +17,12 @@ from mmseg.utils import register_all_modules
 ROOT = Path(__file__).resolve().parents[1]
 register_all_modules(init_default_scope=True)
 
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_choice_cache(tmp_path_factory) -> None:
+    """Per-machine speed choices (common.hardware.timed_choice) go to a temp folder, not the user's cache."""
+    os.environ.setdefault("MSSG_CACHE_DIR", str(tmp_path_factory.mktemp("mssg_cache")))
+
 SHARED = Path(os.environ.get("MSSG_SHARED", ROOT.parent / "shared"))
 GLAS = SHARED / "data" / "glas"
 REFERENCE = SHARED / "data" / "reference" / "mssg_authors_spm"

@@ -60,8 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seeds each image's CSNet init (the original was unseeded)")
     p.add_argument("--exact", action="store_true",
                    help="reference path: fp32, eager, full-pixel K-means (slow)")
-    p.add_argument("--no-compile", dest="compile", action="store_false",
-                   help="fast path without torch.compile (no C++ compiler needed)")
+    p.add_argument("--no-compile", dest="compile", action="store_false", default=None,
+                   help="fast path without torch.compile (no C++ compiler needed); by default it compiles "
+                        "where that is the faster path (CUDA, CPUs with native bf16)")
     p.add_argument("--scale", type=float, default=1.0,
                    help="opt-in: mine at this fraction of the resolution, upsample the cluster map")
     p.add_argument("--skip_existing", action="store_true",

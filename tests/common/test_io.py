@@ -140,3 +140,37 @@ def test_prepare_batch_checks_before_any_work(tmp_path):
     assert (out / "x").is_dir() and (out / "y").is_dir()
     assert error_line(images / "a.png", ValueError("bad\nmore")) == f"{images / 'a.png'}: ValueError: bad"
     assert error_line("ignored", InputError(images / "a.png", "broken")).startswith(str(images / "a.png"))
+
+
+def test_timed_choice_measures_once_and_caches(tmp_path, monkeypatch):
+    import time
+
+    from common.hardware import timed_choice
+
+    monkeypatch.setenv("MSSG_CACHE_DIR", str(tmp_path))
+    calls = {"slow": 0, "fast": 0}
+
+    def run(name: str, seconds: float):
+        def go() -> None:
+            calls[name] += 1
+            time.sleep(seconds)
+        return go
+
+    assert timed_choice("probe", {"slow": run("slow", 0.02), "fast": run("fast", 0.0)}, repeats=2) == "fast"
+    assert calls == {"slow": 3, "fast": 3}  # one warm-up and two timed runs each
+    assert timed_choice("probe", {"slow": run("slow", 0.02), "fast": run("fast", 0.0)}) == "fast"
+    assert calls == {"slow": 3, "fast": 3}  # cached: nothing ran again
+    assert "probe|" in (tmp_path / "choices.json").read_text()
+
+
+def test_spm_fast_path_without_native_bf16_is_eager_fp32(monkeypatch):
+    import torch
+
+    from SPM.train import CSNetTrainer, SPMTrainConfig
+
+    monkeypatch.setenv("MSSG_BF16", "0")
+    trainer = CSNetTrainer(SPMTrainConfig(n_channels=16), torch.device("cpu"))
+    assert (trainer.use_bf16, trainer.compile) == (False, False)
+    monkeypatch.setenv("MSSG_BF16", "1")
+    trainer = CSNetTrainer(SPMTrainConfig(n_channels=16), torch.device("cpu"))
+    assert (trainer.use_bf16, trainer.channels_last, trainer.compile) == (True, True, True)

@@ -227,11 +227,15 @@ def test_cpu_config_channels_last_trains_in_fp32_and_bf16(bf16):
 
 
 def test_bench_names_the_cpu_bf16_instructions():
-    """bench/msg_step.py reads the bf16 instruction set from /proc/cpuinfo text: AMX > AVX512-BF16 > none."""
+    """bench/msg_step.py reads the bf16 instruction set from /proc/cpuinfo text: AMX > AVX512-BF16 > none
+    (then the widest vector set)."""
     spec = importlib.util.spec_from_file_location("_msg_step_bench", ROOT / "bench" / "msg_step.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     head = "processor\t: 0\nmodel name\t: Some CPU @ 2.0GHz\nflags\t\t: fpu sse avx512f "
     assert bench.cpu_description(head + "avx512_bf16 amx_tile amx_bf16\n") == "Some CPU @ 2.0GHz (AMX-BF16 tiles)"
     assert bench.cpu_description(head + "avx512_bf16\n") == "Some CPU @ 2.0GHz (AVX512-BF16, no AMX)"
-    assert bench.cpu_description(head + "avx2\n") == "Some CPU @ 2.0GHz (no native bf16)"
+    assert bench.cpu_description(head + "avx2\n") == "Some CPU @ 2.0GHz (AVX-512, no native bf16)"
+    zen3 = "processor\t: 0\nmodel name\t: Some CPU @ 2.0GHz\nflags\t\t: fpu sse avx2 fma\n"
+    assert bench.cpu_description(zen3) == "Some CPU @ 2.0GHz (AVX2, no native bf16)"
+    assert bench.cpu_description(zen3.replace("avx2 ", "")) == "Some CPU @ 2.0GHz (no native bf16)"
