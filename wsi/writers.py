@@ -58,3 +58,23 @@ def overlay(thumbnail_rgb: np.ndarray, gland: np.ndarray) -> np.ndarray:
     contours, _ = cv2.findContours(gland.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     cv2.drawContours(tinted, contours, -1, (0, 120, 0), 1)
     return tinted
+
+
+def write_pyramid_tiff(path: Path, rgb: np.ndarray, mpp: float | None, tile: int = 256) -> None:
+    """``rgb`` as a tiled pyramidal TIFF: level 0 plus 2x-downsampled SubIFD levels down to ~512 px."""
+    import tifffile
+
+    levels = [rgb]
+    while max(levels[-1].shape[:2]) // 2 >= 512:
+        src = levels[-1]
+        h, w = src.shape[0] // 2 * 2, src.shape[1] // 2 * 2
+        levels.append(src[:h, :w].reshape(h // 2, 2, w // 2, 2, 3).mean(axis=(1, 3)).round().astype(np.uint8))
+    options = dict(tile=(tile, tile), compression="zlib", photometric="rgb")
+
+    with atomic_output(path) as tmp, tifffile.TiffWriter(tmp) as tif:
+        for i, level in enumerate(levels):
+            extra = {} if mpp is None else dict(resolution=(1e4 / (mpp * 2**i),) * 2, resolutionunit="CENTIMETER")
+            if i == 0:
+                tif.write(level, subifds=len(levels) - 1, **options, **extra)
+            else:
+                tif.write(level, subfiletype=1, **options, **extra)

@@ -12,6 +12,7 @@ import tifffile
 from common.io import read_mask, write_png
 from common.synthetic import make_synthetic_slide
 from tests.tooling import ROOT, load_tool
+from wsi.writers import write_pyramid_tiff
 
 predict = load_tool("predict")
 predict_wsi = load_tool("predict_wsi")
@@ -32,7 +33,7 @@ def small_slide(tmp_path_factory) -> tuple[Path, np.ndarray]:
     rgb, _ = make_synthetic_slide(np.random.default_rng(5), 700, 900)
     folder = tmp_path_factory.mktemp("slides")
     path = folder / "small.tif"
-    make_synthetic_slide_tool.write_pyramid_tiff(path, rgb, 0.62, tile=128)
+    write_pyramid_tiff(path, rgb, 0.62, tile=128)
     return path, rgb
 
 
@@ -62,7 +63,7 @@ def test_stitched_slide_agrees_with_whole_image_inference(model, small_slide, tm
 
 def test_slide_without_resolution_is_a_one_line_error(model, tmp_path, capsys):
     rgb, _ = make_synthetic_slide(np.random.default_rng(6), 200, 260)
-    make_synthetic_slide_tool.write_pyramid_tiff(tmp_path / "nores.tif", rgb, None)
+    write_pyramid_tiff(tmp_path / "nores.tif", rgb, None)
     (tmp_path / "notes.txt").write_text("not a slide")
     code = predict_wsi.main([str(model), str(tmp_path / "nores.tif"), str(tmp_path / "notes.txt"),
                              "--out", str(tmp_path / "out"), "--device", "cpu"])

@@ -13,12 +13,10 @@ import tifffile
 from shapely.geometry import Point, shape
 
 from common.io import InputError
-from tests.tooling import load_tool
 from wsi import SlideSettings, open_slide, segment_slide
 from wsi.polygons import mask_polygons, merge_polygons
 from wsi.tiling import TileGrid
-
-make_synthetic_slide = load_tool("make_synthetic_slide")
+from wsi.writers import write_pyramid_tiff
 
 STROMA = (228, 165, 196)
 GLAND = (80, 40, 120)
@@ -47,7 +45,7 @@ def colour_rule(tiles: list[np.ndarray]) -> list[np.ndarray]:
 def slide(tmp_path) -> tuple[Path, np.ndarray, list[tuple[int, int]]]:
     rgb, gland, centres = draw_slide()
     path = tmp_path / "slide.tif"
-    make_synthetic_slide.write_pyramid_tiff(path, rgb, MPP, tile=128)
+    write_pyramid_tiff(path, rgb, MPP, tile=128)
     return path, gland, centres
 
 
@@ -156,7 +154,7 @@ def test_resampling_to_the_model_resolution_and_level_0_coordinates(slide, tmp_p
 def test_missing_resolution_needs_mpp(tmp_path):
     rgb, gland, _ = draw_slide(400, 500)
     path = tmp_path / "nores.tif"
-    make_synthetic_slide.write_pyramid_tiff(path, rgb, None, tile=128)
+    write_pyramid_tiff(path, rgb, None, tile=128)
     with pytest.raises(InputError, match="pass --mpp"):
         segment_slide(path, colour_rule, tmp_path / "out", SlideSettings(target_mpp=MPP, tile=256, overlap=32))
     segment_slide(path, colour_rule, tmp_path / "out", SlideSettings(target_mpp=MPP, tile=256, overlap=32, mpp=MPP))
