@@ -45,6 +45,59 @@ class CSNet(nn.Module):
         return self.bn3(self.conv3(x))
 
 
+class StackedCSNet(nn.Module):
+    """``n`` independent CSNets evaluated as one network, for mining many images in one pass.
+
+    Every convolution is grouped by network (``groups=n``) and every BatchNorm has ``n * C`` channels, so
+    with a batch of one image per network stacked along the channels, network ``i`` sees only image ``i``
+    and its BatchNorm statistics are those of image ``i`` alone: the same function as ``nets[i]`` on that
+    image, with the same initial weights (copied from ``nets``). SGD updates each parameter element by
+    element, so training on the *sum* of the per-image losses trains every network as if alone.
+
+    Shape:
+        input ``(1, n * in_channels, H, W)`` (image ``i`` in channels ``[i * in, (i + 1) * in)``) ->
+        output ``(1, n * C, H, W)``; :meth:`split` views it as ``(n, C, H, W)``.
+    """
+
+    def __init__(self, nets: list[CSNet]) -> None:
+        super().__init__()
+        if not nets:
+            raise ValueError("StackedCSNet needs at least one network")
+        n = len(nets)
+        first = nets[0]
+        self.n_nets = n
+        self.n_channels = first.conv1.out_channels
+        self.conv1 = self._grouped(n, [net.conv1 for net in nets])
+        self.bn1 = self._stacked_bn([net.bn1 for net in nets])
+        self.conv2 = nn.ModuleList(self._grouped(n, [net.conv2[i] for net in nets]) for i in range(len(first.conv2)))
+        self.bn2 = nn.ModuleList(self._stacked_bn([net.bn2[i] for net in nets]) for i in range(len(first.bn2)))
+        self.conv3 = self._grouped(n, [net.conv3 for net in nets])
+        self.bn3 = self._stacked_bn([net.bn3 for net in nets])
+
+    @staticmethod
+    def _grouped(n: int, convs: list[nn.Conv2d]) -> nn.Conv2d:
+        c = convs[0]
+        conv = nn.Conv2d(n * c.in_channels, n * c.out_channels, c.kernel_size, padding=c.padding, groups=n)
+        with torch.no_grad():
+            conv.weight.copy_(torch.cat([m.weight for m in convs]))
+            conv.bias.copy_(torch.cat([m.bias for m in convs]))
+        return conv
+
+    @staticmethod
+    def _stacked_bn(bns: list[nn.BatchNorm2d]) -> nn.BatchNorm2d:
+        bn = nn.BatchNorm2d(sum(m.num_features for m in bns))
+        with torch.no_grad():
+            bn.weight.copy_(torch.cat([m.weight for m in bns]))
+            bn.bias.copy_(torch.cat([m.bias for m in bns]))
+        return bn
+
+    forward = CSNet.forward
+
+    def split(self, y: torch.Tensor) -> torch.Tensor:
+        """``(1, n * C, H, W)`` output -> ``(n, C, H, W)``, network by network."""
+        return y.view(self.n_nets, self.n_channels, *y.shape[2:])
+
+
 def csnet_step_flops(height: int, width: int, in_channels: int = 3, n_channels: int = 128, n_conv: int = 3) -> int:
     """Multiply-add FLOPs (2 per MAC) of one CSNet training step on an ``height x width`` image, from the
     layer shapes: forward, the weight gradients (as many again) and the input gradients (as many again,

@@ -63,6 +63,36 @@ def check_fits(path: str | Path, height: int, width: int, scale: float, trainer:
                                "or cut the image into tiles")
 
 
+def _working_image(image_bgr: np.ndarray, scale: float) -> np.ndarray:
+    if scale == 1.0:
+        return image_bgr
+    h, w = image_bgr.shape[:2]
+    sh, sw = max(3, round(h * scale)), max(3, round(w * scale))
+    return cv2.resize(image_bgr, (sw, sh), interpolation=cv2.INTER_AREA)
+
+
+def _proposal_from_embedding(image_bgr: np.ndarray, work_shape: tuple[int, int], emb: torch.Tensor,
+                             trainer: CSNetTrainer, cluster_num: int, min_border_pixels: int,
+                             hole_area: int) -> tuple[np.ndarray, Proposal]:
+    """K-means on the embedding, back to the image's resolution, then SPM's selection rule."""
+    h, w = image_bgr.shape[:2]
+    if trainer.exact:
+        labels = kmeans_exact(emb.float().cpu().numpy(), cluster_num)
+    else:
+        labels = kmeans_fast(emb, cluster_num)
+    labels = labels.reshape(work_shape)
+    used = len(np.unique(labels))
+    if work_shape != (h, w):
+        up = F.interpolate(torch.from_numpy(labels)[None, None].float(), size=(h, w), mode="nearest")
+        labels = up[0, 0].long().numpy()
+    gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+    proposal = mine_proposal(gray, labels, cluster_num, min_border_pixels, hole_area)
+    if used < cluster_num:  # e.g. a learning rate so high that every pixel got one embedding
+        proposal.warnings.append(f"K-means found {used} of {cluster_num} clusters: the embedding collapsed "
+                                 "(check --lr); the proposal is not meaningful")
+    return labels, proposal
+
+
 def mine_array(
     image_bgr: np.ndarray,
     trainer: CSNetTrainer,
@@ -79,28 +109,29 @@ def mine_array(
     the cluster map is upsampled (nearest) and the selection rules run at full resolution so
     their pixel thresholds keep their meaning.
     """
-    h, w = image_bgr.shape[:2]
-    work = image_bgr
-    if scale != 1.0:
-        sh, sw = max(3, round(h * scale)), max(3, round(w * scale))
-        work = cv2.resize(image_bgr, (sw, sh), interpolation=cv2.INTER_AREA)
-    x = image_to_tensor(work)
-    emb = trainer.fit(x, seed=seed, on_step=on_step)
-    if trainer.exact:
-        labels = kmeans_exact(emb.float().cpu().numpy(), cluster_num)
+    return mine_arrays([image_bgr], trainer, cluster_num, seed, scale, min_border_pixels, hole_area, on_step)[0]
+
+
+def mine_arrays(
+    images_bgr: list[np.ndarray],
+    trainer: CSNetTrainer,
+    cluster_num: int = 5,
+    seed: int = 0,
+    scale: float = 1.0,
+    min_border_pixels: int = 10000,
+    hole_area: int = 15000,
+    on_step: Callable[[int, float], None] | None = None,
+) -> list[tuple[np.ndarray, Proposal]]:
+    """:func:`mine_array` for images of one size, their CSNets trained in one pass
+    (:meth:`CSNetTrainer.fit_many`; each image keeps its own network, seeded with ``seed`` as alone)."""
+    works = [_working_image(image, scale) for image in images_bgr]
+    xs = [image_to_tensor(work) for work in works]
+    if len(xs) == 1:
+        embeddings = [trainer.fit(xs[0], seed=seed, on_step=on_step)]
     else:
-        labels = kmeans_fast(emb, cluster_num)
-    labels = labels.reshape(work.shape[:2])
-    used = len(np.unique(labels))
-    if scale != 1.0:
-        up = F.interpolate(torch.from_numpy(labels)[None, None].float(), size=(h, w), mode="nearest")
-        labels = up[0, 0].long().numpy()
-    gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
-    proposal = mine_proposal(gray, labels, cluster_num, min_border_pixels, hole_area)
-    if used < cluster_num:  # e.g. a learning rate so high that every pixel got one embedding
-        proposal.warnings.append(f"K-means found {used} of {cluster_num} clusters: the embedding collapsed "
-                                 "(check --lr); the proposal is not meaningful")
-    return labels, proposal
+        embeddings = trainer.fit_many(xs, [seed] * len(xs), on_step=on_step)
+    return [_proposal_from_embedding(image, work.shape[:2], emb, trainer, cluster_num, min_border_pixels, hole_area)
+            for image, work, emb in zip(images_bgr, works, embeddings, strict=True)]
 
 
 def mine_file(path: str | Path, trainer: CSNetTrainer, **kwargs) -> MinedImage:
@@ -118,3 +149,54 @@ def mine_file(path: str | Path, trainer: CSNetTrainer, **kwargs) -> MinedImage:
         seconds=time.perf_counter() - start,
         warnings=read_warnings + proposal.warnings,
     )
+
+
+class GroupMiner:
+    """Mines the files of a batch job one call at a time, training up to ``batch`` images' CSNets in one
+    pass (``--batch_images``): asked for a file not mined yet, it mines it together with the next files
+    of ``files`` that have the same size and are neither done (``is_done``) nor mined yet, and keeps their
+    results for the calls that follow. ``batch=1`` is the plain per-image loop."""
+
+    def __init__(self, files: list[Path], trainer: CSNetTrainer, batch: int, is_done: Callable[[Path], bool],
+                 lookahead: int = 64, **kwargs) -> None:
+        self.files = [Path(f) for f in files]
+        self.trainer = trainer
+        self.batch = batch
+        self.is_done = is_done
+        self.lookahead = lookahead
+        self.kwargs = kwargs
+        self._ready: dict[Path, MinedImage] = {}
+        self._taken: set[Path] = set()
+
+    def __call__(self, path: Path, on_step: Callable[[int, float], None] | None = None) -> MinedImage:
+        path = Path(path)
+        if path in self._ready:
+            return self._ready.pop(path)
+        if self.batch == 1:
+            return mine_file(path, self.trainer, on_step=on_step, **self.kwargs)
+        start = time.perf_counter()
+        image, read_warnings = read_bgr(path)
+        group = [(path, image, read_warnings)]
+        later = self.files[self.files.index(path) + 1:] if path in self.files else []
+        for other in later[: self.lookahead]:
+            if len(group) == self.batch:
+                break
+            if other in self._taken or self.is_done(other):
+                continue
+            try:
+                other_image, other_warnings = read_bgr(other)
+            except InputError:
+                continue  # reported on its own turn
+            if other_image.shape == image.shape:
+                group.append((other, other_image, other_warnings))
+        scale = self.kwargs.get("scale", 1.0)
+        check_fits(path, image.shape[0] * len(group), image.shape[1], scale, self.trainer)
+        results = mine_arrays([g[1] for g in group], self.trainer, on_step=on_step, **self.kwargs)
+        seconds = (time.perf_counter() - start) / len(group)
+        mined = [MinedImage(name=p.stem, image=im, labels=labels, proposal=proposal, seconds=seconds,
+                            warnings=warnings + proposal.warnings)
+                 for (p, im, warnings), (labels, proposal) in zip(group, results, strict=True)]
+        for (p, _, _), result in zip(group[1:], mined[1:], strict=True):
+            self._ready[p] = result
+            self._taken.add(p)
+        return mined[0]

@@ -29,7 +29,7 @@ from torch.nn import functional as F
 
 from common.hardware import timed_choice
 from common.precision import bf16_supported
-from SPM.model import CSNet
+from SPM.model import CSNet, StackedCSNet
 
 
 @dataclass
@@ -162,12 +162,17 @@ class CSNetTrainer:
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16)
 
-    def _forward_loss(self, model: CSNet, x: torch.Tensor) -> torch.Tensor:
+    def _forward_loss(self, model: CSNet | StackedCSNet, x: torch.Tensor) -> torch.Tensor:
         with self._autocast():
             y = model(x)
+        n = 1
+        if isinstance(model, StackedCSNet):
+            # the batch loss is the mean over the images; each network's gradient must be its own
+            # image's, so the sum of the per-image losses is optimised
+            y, n = model.split(y), model.n_nets
         if self.exact:
-            return spm_loss(y, self.cfg)
-        return FusedSPMLoss.apply(y, self.cfg.stepsize_ce, self.cfg.stepsize_ss)
+            return n * spm_loss(y, self.cfg)
+        return n * FusedSPMLoss.apply(y, self.cfg.stepsize_ce, self.cfg.stepsize_ss)
 
     def _get_forward_loss(self) -> Callable:
         # Only forward + loss are compiled (their backward comes with them through AOTAutograd);
@@ -196,7 +201,29 @@ class CSNetTrainer:
         """
         torch.manual_seed(seed)
         model = CSNet(image.shape[1], self.cfg.n_channels, self.cfg.n_conv).to(self.device)
-        x = image.to(self.device)
+        return self._optimise(model, image.to(self.device), on_step)[0]
+
+    def fit_many(
+        self,
+        images: list[torch.Tensor],
+        seeds: list[int],
+        on_step: Callable[[int, float], None] | None = None,
+    ) -> list[torch.Tensor]:
+        """:meth:`fit` for several images of one size in one pass (:class:`SPM.model.StackedCSNet`): each
+        image gets its own fresh CSNet, initialised from its own seed, its own optimiser state and
+        BatchNorm statistics, as if mined alone. Returns one ``(H * W, C)`` embedding per image."""
+        if len({tuple(im.shape) for im in images}) != 1:
+            raise ValueError("fit_many needs images of one size; group them by size")
+        nets = []
+        for seed in seeds:
+            torch.manual_seed(seed)
+            nets.append(CSNet(images[0].shape[1], self.cfg.n_channels, self.cfg.n_conv))
+        model = StackedCSNet(nets).to(self.device)
+        x = torch.cat([im.to(self.device) for im in images], dim=1)
+        return self._optimise(model, x, on_step)
+
+    def _optimise(self, model: CSNet | StackedCSNet, x: torch.Tensor,
+                  on_step: Callable[[int, float], None] | None) -> list[torch.Tensor]:
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
@@ -221,4 +248,6 @@ class CSNetTrainer:
         # The original ran this last forward in train mode too (batch statistics).
         with torch.no_grad(), self._autocast():
             y = model(x)
-        return y[0].permute(1, 2, 0).reshape(-1, y.shape[1])
+        if isinstance(model, StackedCSNet):
+            y = model.split(y)
+        return [e.permute(1, 2, 0).reshape(-1, y.shape[1]) for e in y]

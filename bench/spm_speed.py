@@ -3,6 +3,7 @@
     python bench/spm_speed.py [--images DIR --masks DIR --num 10 --scale 0.5]
     python bench/spm_speed.py --paths [--bench-scale 0.25]     # every way to run the step, here
     python bench/spm_speed.py --ceiling                        # the step beside its hardware ceiling
+    python bench/spm_speed.py --batch-images 8 --scale 0.5     # per-image loop vs one batched pass
 
 Both paths mine the same N images (the first N in sorted order); the script prints, for each,
 seconds per image (wall clock, the first image's torch.compile warm-up included) and the pooled
@@ -133,6 +134,41 @@ def compare_paths(args: argparse.Namespace) -> int:
     return 0
 
 
+def loop_vs_batched(args: argparse.Namespace, files: list[Path]) -> int:
+    """Images per second of the per-image loop and of ``--batch_images N`` on the same images (the
+    first N of one size), and how far their proposal maps agree."""
+    from common.hardware import cpu_description
+    from common.io import read_bgr
+    from SPM.pipeline import mine_array, mine_arrays
+
+    device = resolve_device(args.device, 0)
+    images = [read_bgr(f)[0] for f in files]
+    size = images[0].shape
+    images = [im for im in images if im.shape == size][: args.batch_images]
+    trainer = CSNetTrainer(SPMTrainConfig(), device)
+    scale = args.scale[0] if args.scale else 1.0
+    hardware = torch.cuda.get_device_name() if device.type == "cuda" else cpu_description()
+    print(f"{len(images)} images of {size[1]}x{size[0]} at scale {scale:g}, {hardware}, "
+          f"{torch.get_num_threads()} threads; fast path bf16={trainer.use_bf16} compile={trainer.compile}")
+    mine_arrays(images[:2], trainer, scale=scale)  # warm-up (and compile) of both forms
+    mine_array(images[0], trainer, scale=scale)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    loop = [mine_array(im, trainer, scale=scale)[1].proposal_map for im in images]
+    sync()
+    loop_s = time.perf_counter() - start
+    start = time.perf_counter()
+    batched = [r[1].proposal_map for r in mine_arrays(images, trainer, scale=scale)]
+    sync()
+    batched_s = time.perf_counter() - start
+    agree = sum((a == b).sum() for a, b in zip(loop, batched, strict=True)) / sum(a.size for a in loop)
+    print(f"per-image loop: {len(images) / loop_s:.3f} images/s   --batch_images {len(images)}: "
+          f"{len(images) / batched_s:.3f} images/s   ({loop_s / batched_s:.2f}x); maps agree on {agree:.2%} "
+          "of pixels (fast path: bf16 and K-means on a sample, so not bit-equal)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images", type=Path, default=DEFAULT_GLAS / "images")
@@ -150,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="only the step time of every path (eager/compiled x NCHW/channels-last, exact), "
                         "each in its own process, and which one the default picks here")
     p.add_argument("--one-path", choices=list(PATHS), help=argparse.SUPPRESS)
+    p.add_argument("--batch-images", type=int, default=0,
+                   help="only images/s of the per-image loop vs one pass over N same-size images")
     args = p.parse_args(argv)
     if args.one_path:
         return one_path(args)
@@ -160,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.images.is_dir():
         print(f"error: {args.images}: image folder not found (pass --images/--masks)", file=sys.stderr)
         return 2
-    files = [f for f in list_files(args.images) if is_image_file(f)][: args.num]
+    files = [f for f in list_files(args.images) if is_image_file(f)][: max(args.num, 4 * args.batch_images)]
+    if args.batch_images:
+        return loop_vs_batched(args, files)
     device = resolve_device(args.device, 0)
     cfg = SPMTrainConfig()
     h, w = cv2.imread(str(files[0])).shape[:2]

@@ -1,4 +1,4 @@
-"""Load a command-line tool (``tools/NAME.py``, ``baselines/NAME.py``) as a module, so tests can call its
+"""Load a command-line tool (``tools/NAME.py``) as a module, so tests can call its
 ``main(argv)``; tools are scripts, not part of the installed packages."""
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """ORACLE score of cluster maps: pooled mIoU / Dice after mapping clusters to gland with the ground truth.
 
-    python baselines/oracle_eval.py CLUSTER_ID_DIR GT_DIR [--csv per_image.csv]
-    python baselines/oracle_eval.py CLUSTER_ID_DIR GT_DIR --set-level [--oracle majority|hungarian]
+    python tools/oracle_eval.py CLUSTER_ID_DIR GT_DIR [--csv per_image.csv]
+    python tools/oracle_eval.py CLUSTER_ID_DIR GT_DIR --set-level [--oracle majority|hungarian]
 
 Per image (default), every cluster becomes gland when more than half of its pixels are gland in the
 ground truth; ``--set-level`` (for cluster ids that are global over the set, as PiCIE's) maps each

@@ -1,20 +1,20 @@
 """PiCIE command line: train PiCIE on every image of a folder, then write global cluster maps and a gland
 pseudo-mask per image.
 
-    python baselines/PiCIE.py --train_image_path DIR --output_root work_dirs/picie
+    python tools/picie.py --train_image_path DIR --output_root work_dirs/picie
 
 Outputs, under ``OUTPUT_ROOT/``:
 
 * ``pseudo_mask/NAME.png``  uint8 0 background / 1 gland: per image, the darkest cluster with more
                             than ``--min_pixels`` pixels (label-free, ``select_gland_cluster`` of SGSCN)
 * ``cluster_id/NAME.png``   uint8 cluster ids ``0..k-1``, global over the set, at the input resolution
-                            (for ``baselines/oracle_eval.py --set-level``)
+                            (for ``tools/oracle_eval.py --set-level``)
 * ``overlay/NAME.png``      the pseudo-mask tinted green over the image (the file to look at)
 * ``summary.csv``           one row per image
 * ``checkpoint.pth``        ``{"state_dict", "centroids", "config"}``
 
 Images are downscaled by ``--scale`` for training and inference (a CPU budget); the cluster maps are
-upsampled back to the input size. Method and differences from the original: ``baselines/picie_training.py``.
+upsampled back to the input size. Method and differences from the original: :mod:`baselines.picie`.
 """
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ import cv2
 import numpy as np
 import torch
 
-from baselines.picie_training import BALANCE_MODES, PiCIEConfig, cluster_images, train_picie
-from baselines.sgscn_clustering import select_gland_cluster
+from baselines.picie import BALANCE_MODES, PiCIEConfig, cluster_images, train_picie
+from baselines.sgscn import select_gland_cluster
 from common.batch import ImageOutcome, run_image_batch
 from common.cli import exit_cleanly_on_sigterm, int_at_least, positive_float, resolve_device
 from common.io import (

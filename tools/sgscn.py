@@ -1,19 +1,19 @@
 """SGSCN command line: cluster every image of a folder and turn the clusters into a gland pseudo-mask.
 
-    python baselines/SGSCN.py --train_image_path DIR --output_root work_dirs/sgscn
+    python tools/sgscn.py --train_image_path DIR --output_root work_dirs/sgscn
 
 Outputs, under ``OUTPUT_ROOT/``:
 
 * ``pseudo_mask/NAME.png``   uint8 0 background / 1 gland: the darkest cluster with more than
                              ``--min_pixels`` pixels (label-free; a proposal map for MSG, 1 = gland)
 * ``cluster_id/NAME.png``    the raw cluster ids (argmax channels; uint8, uint16 above 256 channels),
-                             the input of ``baselines/oracle_eval.py``
+                             the input of ``tools/oracle_eval.py``
 * ``cluster_label/NAME.png`` colour map of the clusters
 * ``overlay/NAME.png``       the pseudo-mask tinted green over the image (the file to look at)
 * ``summary.csv``            one row per image (status, clusters, iterations run, selected cluster,
                              gland fraction, seconds, warnings)
 
-Method and differences from the original code: ``baselines/sgscn_clustering.py``.
+Method and differences from the original code: :mod:`baselines.sgscn`.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from baselines.sgscn_clustering import SGSCNConfig, SGSCNTrainer, select_gland_cluster
+from baselines.sgscn import SGSCNConfig, SGSCNTrainer, select_gland_cluster
 from common.batch import ImageOutcome, run_image_batch
 from common.cli import exit_cleanly_on_sigterm, int_at_least, resolve_device
 from common.io import (

@@ -30,7 +30,7 @@ from common.io import (
     prepare_batch,
     write_png,
 )
-from SPM.pipeline import mine_file
+from SPM.pipeline import GroupMiner
 from SPM.train import CSNetTrainer, SPMTrainConfig
 from SPM.visualize import colorize_clusters, overlay_proposal
 
@@ -65,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "where that is the faster path (CUDA, CPUs with native bf16)")
     p.add_argument("--scale", type=float, default=1.0,
                    help="opt-in: mine at this fraction of the resolution, upsample the cluster map")
+    p.add_argument("--batch_images", type=int_at_least(1), default=1,
+                   help="train up to N same-size images' CSNets in one pass (each keeps its own network, seed, "
+                        "optimiser and BatchNorm statistics; same maps as one at a time); pays on a GPU")
     p.add_argument("--skip_existing", action="store_true",
                    help="skip images whose gland_proposal already exists (resume a run)")
     args = p.parse_args(argv)
@@ -118,12 +121,19 @@ def run(args: argparse.Namespace, device: torch.device, files: list[Path], out: 
     trainer = CSNetTrainer(cfg, device, exact=args.exact, compile=args.compile)
     summary = out["base"] / "summary.csv"
 
+    def done_marker(name: str) -> Path:
+        return out["gland_proposal"] / f"{name}.png"
+
+    miner = GroupMiner(list(files[rank::world]), trainer, args.batch_images,
+                       is_done=lambda path: args.skip_existing and done_marker(path.stem).exists(),
+                       cluster_num=args.cluster_num, seed=args.seed, scale=args.scale,
+                       min_border_pixels=args.min_border_pixels, hole_area=args.hole_area)
+
     def mine(path: Path, status) -> ImageOutcome:
         def on_step(it: int, loss: float) -> None:
             status(f"step {it + 1}/{cfg.max_iter} loss {loss:.3f}")
 
-        mined = mine_file(path, trainer, cluster_num=args.cluster_num, seed=args.seed, scale=args.scale,
-                          min_border_pixels=args.min_border_pixels, hole_area=args.hole_area, on_step=on_step)
+        mined = miner(path, on_step=on_step)
         prop, name = mined.proposal, path.stem
         write_png(out["border_proposal"] / f"{name}.png", prop.border.astype("uint8") * 255)
         write_png(out["cluster_label"] / f"{name}.png", colorize_clusters(mined.labels))
@@ -136,7 +146,7 @@ def run(args: argparse.Namespace, device: torch.device, files: list[Path], out: 
         }, mined.warnings)
 
     start = time.perf_counter()
-    counts = run_image_batch(files, mine, lambda name: out["gland_proposal"] / f"{name}.png", summary,
+    counts = run_image_batch(files, mine, done_marker, summary,
                              SUMMARY_FIELDS, skip_existing=args.skip_existing, rank=rank, world=world)
     who = f"rank {rank}/{world}: " if world > 1 else ""
     print(f"SPM {who}{counts.done} done, {counts.skipped} skipped, {counts.failed} failed of {counts.files} files "

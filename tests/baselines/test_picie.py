@@ -12,9 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines import PiCIE as picie_cli
-from baselines import oracle_eval
-from baselines.picie_training import (
+from baselines.picie import (
     GeomParams,
     PiCIENet,
     apply_geometric,
@@ -28,6 +26,10 @@ from baselines.picie_training import (
     random_jitter,
 )
 from evaluation.oracles import set_level_oracle
+from tests.tooling import load_tool
+
+picie_cli = load_tool("picie")
+oracle_eval = load_tool("oracle_eval")
 
 
 def _blobs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -248,7 +250,7 @@ def test_cli_bad_folder_and_too_few_pixels(tmp_path: Path) -> None:
 def test_whole_image_features_have_no_edge_band():
     """A network that answers to its zero padding (here: a 3x3 conv of ones) marks the image edges; on a
     reflect-padded image the features of a uniform image are uniform to the very edge."""
-    from baselines.picie_training import whole_image_features
+    from baselines.picie import whole_image_features
 
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1, bias=False), torch.nn.AvgPool2d(8))
     torch.nn.init.ones_(net[0].weight)

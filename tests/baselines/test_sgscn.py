@@ -12,9 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import SGSCN as sgscn_cli
-from baselines import oracle_eval
-from baselines.sgscn_clustering import (
+from baselines.sgscn import (
     SGSCNConfig,
     SGSCNTrainer,
     center_loss,
@@ -26,8 +24,11 @@ from baselines.sgscn_clustering import (
 )
 from common.io import write_png
 from evaluation.oracles import oracle_majority_labels
+from tests.tooling import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
+sgscn_cli = load_tool("sgscn")
+oracle_eval = load_tool("oracle_eval")
 EPS = 1e-3
 
 
@@ -204,7 +205,7 @@ def test_cli_bad_arguments_and_folders(tmp_path, capsys):
 
 
 def test_scripts_run_from_the_repository_root():
-    for script in ("baselines/SGSCN.py", "baselines/oracle_eval.py"):
+    for script in ("tools/sgscn.py", "tools/oracle_eval.py"):
         proc = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True,
                               timeout=120)
         assert proc.returncode == 0 and "usage:" in proc.stdout, proc.stderr[-2000:]

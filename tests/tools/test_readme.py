@@ -51,8 +51,8 @@ def test_readme_msg_quickstart_runs_as_written(tmp_path):
 def test_readme_baselines_quickstart_runs_as_written(tmp_path):
     commands = quickstart_commands(BASELINES_MARKER)
     assert [shlex.split(c)[1] for c in commands] == [
-        "tools/make_synthetic_glas.py", "baselines/SGSCN.py", "tools/eval_proposals.py", "baselines/oracle_eval.py",
-        "baselines/PiCIE.py", "tools/eval_proposals.py", "baselines/oracle_eval.py"]
+        "tools/make_synthetic_glas.py", "tools/sgscn.py", "tools/eval_proposals.py", "tools/oracle_eval.py",
+        "tools/picie.py", "tools/eval_proposals.py", "tools/oracle_eval.py"]
     outputs = run_as_written(commands, tmp_path)
     for folder in ("sgscn_synthetic", "picie_synthetic"):
         masks = sorted((tmp_path / "work_dirs" / folder / "pseudo_mask").glob("*.png"))
