@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from mmengine.config import DictAction
 from tqdm import tqdm
 
 import MSG  # noqa: F401  (registers MSG and the mmcv.ops stand-in before mmseg loads)
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tta-ratios", type=positive_ratio, nargs="+",
                    help="TTA with these scale ratios of the input image instead (implies --tta)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
+    p.add_argument("--cfg-options", nargs="+", action=DictAction, default=None,
+                   help="override settings of the model's config, key=value (e.g. model.test_cfg.stride=[96,96])")
     p.add_argument("--fill-holes", type=int_at_least(1), metavar="AREA",
                    help="fill holes smaller than AREA px in each mask (SPM's interior rule; opt-in)")
     args = p.parse_args(argv)
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         for folder in (out / "masks", out / "overlays"):
             check_writable(folder)
             remove_stale_temp_files(folder)
-        model = load_model(config, checkpoint, str(resolve_device(args.device)))
+        model = load_model(config, checkpoint, str(resolve_device(args.device)), args.cfg_options)
         segment = Segmenter(model, args.tta, args.tta_ratios)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -97,7 +97,12 @@ def load_model(config: str | os.PathLike | None, checkpoint: str | os.PathLike, 
     if os.path.isfile(checkpoint):
         check_published_sha256(checkpoint)
     ckpt = check_checkpoint(checkpoint)
-    cfg = load_config(config, cfg_options) if config is not None else config_from_checkpoint(ckpt, checkpoint)
+    if config is not None:
+        cfg = load_config(config, cfg_options)
+    else:
+        cfg = config_from_checkpoint(ckpt, checkpoint)
+        if cfg_options:
+            cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get("default_scope", "mmseg"))  # mmseg's names (SegDataPreProcessor, ...)
     state = ckpt.get("state_dict", ckpt)
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -25,6 +25,7 @@ ablation = load_tool("ablation")
 crop_img_and_gt = load_tool("crop_img_and_gt")
 evaluate = load_tool("evaluate")
 predict = load_tool("predict")
+publish_model = load_tool("publish_model")
 
 spm_cli = load_tool("spm")
 
@@ -104,6 +105,24 @@ def test_train_resume_test_predict_evaluate(patches, tmp_path, capsys):
     assert evaluate.main([str(out / "masks"), str(patches / "glas" / "masks")]) == 0
     assert "obj_F1" in capsys.readouterr().out
 
+    # a published model: fp16 weights and the config in one file, its sha256 beside it, checked on load
+    published = tmp_path / "weights" / "model.pth"
+    assert publish_model.main([str(work / "iter_4.pth"), str(published), "--config", str(TINY)]) == 0
+    sums = (tmp_path / "weights" / "SHA256SUMS").read_text().split()
+    assert sums[1] == "model.pth" and len(sums[0]) == 64
+    state = torch.load(published, map_location="cpu", weights_only=True)["state_dict"]
+    assert any(v.dtype == torch.float16 for v in state.values())
+    assert predict.main([str(published), str(patches / "glas" / "images"), "--out", str(tmp_path / "pub"),
+                         "--tta", "--device", "cpu"]) == 0
+    agree = (read_mask(tmp_path / "pub" / "masks" / "syn_0.png") > 0) == (mask > 0)
+    assert agree.mean() >= 0.99
+    data = bytearray(published.read_bytes())
+    data[-100] ^= 0xFF  # one flipped byte
+    published.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert predict.main([str(published), str(patches / "glas" / "images"), "--out", str(tmp_path / "bad")]) == 2
+    assert "sha256 differs" in capsys.readouterr().err
+
 
 def test_dist_train_two_gloo_processes(patches, tmp_path):
     """The "+ Omission" ablation variant (no Variation: its embedding branch gets no gradient) under DDP."""
@@ -132,7 +151,8 @@ def test_ablation_trains_predicts_evaluates_and_resumes(patches, tmp_path, capfd
             "--images", str(patches / "glas" / "images"), "--masks", str(patches / "glas" / "masks"),
             "--work-root", str(work), "--cfg-options", f"train_dataloader.dataset.data_root={patches / 'patches'}"]
     proposals = patches / "spm" / "cluster_5_nConv_3" / "gland_proposal"
-    assert ablation.main([*argv, "--proposals", str(proposals)]) == 0
+    assert ablation.main([*argv, "--proposals", str(proposals), "--fill-holes", "40",
+                          "--validate", str(patches / "glas" / "images"), str(patches / "glas" / "masks")]) == 0
     out = capfd.readouterr().out
     assert "model.decode_head.omission.start_iter=1" in out  # 2 of 4 in the config -> 1 of 2
     assert "decode.relabel_frac" in out and "decode.loss_variation" in out  # from the msg run only
@@ -145,6 +165,15 @@ def test_ablation_trains_predicts_evaluates_and_resumes(patches, tmp_path, capfd
         assert row["iters"] == "2" and row["images"] == "2"
         assert 0.0 <= float(row["mIoU"]) <= 1.0 and 0.0 <= float(row["obj_F1"]) <= 1.0
         assert float(row["s_per_iter"]) > 0
+        # the declared validation set (here the same two images) through the same protocol
+        validation, _, _ = score_objects(work / row["variant"] / "val_pred" / "masks", patches / "glas" / "masks")
+        assert row["val_mIoU"] == f"{validation['mIoU']:.4f}"
+        filled, _, _ = score_objects(work / row["variant"] / "pred" / "masks_fill40", patches / "glas" / "masks")
+        assert row["fill_mIoU"] == f"{filled['mIoU']:.4f}"
+        np.testing.assert_array_equal(
+            read_mask(work / row["variant"] / "pred" / "masks_fill40" / "syn_1.png") > 0,
+            remove_small_holes(read_mask(work / row["variant"] / "pred" / "masks" / "syn_1.png") > 0, 40))
+    rows = [{k: v for k, v in r.items() if not k.startswith(("fill_", "val_"))} for r in rows]
     assert (work / "ce" / "iter_2.pth").is_file() and (work / "msg" / "pred" / "masks" / "syn_1.png").is_file()
     # A second call reuses the finished checkpoints and reproduces the table.
     assert ablation.main(argv) == 0
