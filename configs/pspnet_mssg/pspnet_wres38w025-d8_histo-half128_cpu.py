@@ -12,9 +12,8 @@ train_pipeline = [
     dict(type="PhotoMetricDistortion"),
     dict(type="PackSegInputs"),
 ]
-# Test windows of the training crop (128^2, stride 96 at half resolution): PSP's pyramid pooling then
-# sees at test time the extent it was trained on. Chosen on the train masks (declared validation; MSSG
-# from scratch, 1,000 iterations, CPU protocol): 128/96 0.5158, 192/144 0.5101, 320/256 0.5054 mIoU.
-model = dict(data_preprocessor=dict(size=crop_size),
-             test_cfg=dict(mode="slide", crop_size=crop_size, stride=(96, 96)))
+# Test windows stay 320^2 (stride 256) at half resolution. Measured on the train masks (declared
+# validation, CPU protocol): MSSG from scratch, 1,000 iterations: 128/96 0.5158, 192/144 0.5101, 320/256
+# 0.5054 mIoU; from the self-supervised start (the recipe): 128/96 0.5251, 320/256 0.5278.
+model = dict(data_preprocessor=dict(size=crop_size))
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
