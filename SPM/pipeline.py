@@ -160,13 +160,15 @@ class GroupMiner:
     def __init__(self, files: list[Path], trainer: CSNetTrainer, batch: int, is_done: Callable[[Path], bool],
                  lookahead: int = 64, **kwargs) -> None:
         self.files = [Path(f) for f in files]
+        self.position = {f: i for i, f in enumerate(self.files)}
         self.trainer = trainer
         self.batch = batch
         self.is_done = is_done
         self.lookahead = lookahead
         self.kwargs = kwargs
         self._ready: dict[Path, MinedImage] = {}
-        self._taken: set[Path] = set()
+        # sizes of the files decoded while looking for partners: each is decoded for that once at most
+        self._shapes: dict[Path, tuple[int, ...] | None] = {}
 
     def __call__(self, path: Path, on_step: Callable[[int, float], None] | None = None) -> MinedImage:
         path = Path(path)
@@ -177,16 +179,19 @@ class GroupMiner:
         start = time.perf_counter()
         image, read_warnings = read_bgr(path)
         group = [(path, image, read_warnings)]
-        later = self.files[self.files.index(path) + 1:] if path in self.files else []
-        for other in later[: self.lookahead]:
+        start_at = self.position.get(path, len(self.files)) + 1
+        for other in self.files[start_at:start_at + self.lookahead]:
             if len(group) == self.batch:
                 break
-            if other in self._taken or self.is_done(other):
+            # files after this one are never mined yet unless a group took them (then they wait in _ready)
+            if other in self._ready or self._shapes.get(other, image.shape) != image.shape or self.is_done(other):
                 continue
             try:
                 other_image, other_warnings = read_bgr(other)
             except InputError:
-                continue  # reported on its own turn
+                self._shapes[other] = None  # reported on its own turn
+                continue
+            self._shapes[other] = other_image.shape
             if other_image.shape == image.shape:
                 group.append((other, other_image, other_warnings))
         scale = self.kwargs.get("scale", 1.0)
@@ -198,5 +203,4 @@ class GroupMiner:
                  for (p, im, warnings), (labels, proposal) in zip(group, results, strict=True)]
         for (p, _, _), result in zip(group[1:], mined[1:], strict=True):
             self._ready[p] = result
-            self._taken.add(p)
         return mined[0]

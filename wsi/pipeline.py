@@ -21,7 +21,7 @@ from common.io import InputError, write_atomically, write_csv, write_png
 from wsi.polygons import geojson, mask_polygons, merge_polygons
 from wsi.reader import Slide, open_slide
 from wsi.tiling import TileGrid
-from wsi.tissue import thumbnail, tissue_mask
+from wsi.tissue import grow, thumbnail, tissue_mask
 from wsi.writers import overlay, write_json, write_mask_tiff
 
 # The RGB tiles of one batch -> each tile's (tile, tile) float32 gland probability.
@@ -91,7 +91,8 @@ def segment_slide(path: str | Path, predict: TilePredictor, out_dir: str | Path,
         level = choose_level(slide, factor)
         grid = TileGrid(width, height, settings.tile, settings.overlap)
         thumb, thumb_scale = thumbnail(slide)
-        tissue = tissue_mask(thumb)
+        tissue_core = tissue_mask(thumb, dilate=0)  # the tissue area; grown so edge tiles are kept
+        tissue = grow(tissue_core, 2)
         to_thumb = factor * thumb_scale  # thumbnail px per segmentation px
 
         tile_h, tile_w = grid.tile_shape
@@ -147,7 +148,7 @@ def segment_slide(path: str | Path, predict: TilePredictor, out_dir: str | Path,
                                interpolation=cv2.INTER_NEAREST) > 0
             write_png(out_dir / f"{path.stem}_overlay.png", overlay(thumb, small))
             gland_px = sum(p.area for p in glands)
-            tissue_px = int(tissue_mask(thumb, dilate=0).sum())
+            tissue_px = int(tissue_core.sum())
             row = {"slide": path.name, "status": "ok", "level": level, "slide_mpp": f"{slide_mpp:.4f}",
                    "segmentation_mpp": f"{settings.target_mpp:.4f}", "width": width, "height": height,
                    "tiles": grid.rows * grid.cols, "tissue_tiles": len(tiles), "glands": len(glands),

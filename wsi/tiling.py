@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -72,11 +73,12 @@ class TileGrid:
         if not 0 <= 2 * self.overlap <= self.tile:
             raise ValueError(f"overlap must be between 0 and half the tile ({self.tile // 2}), got {self.overlap}")
 
-    @property
+    # computed once per grid (cached_property writes the instance dict, which a frozen dataclass allows)
+    @cached_property
     def x(self) -> Axis:
         return Axis(self.width, self.tile, self.overlap)
 
-    @property
+    @cached_property
     def y(self) -> Axis:
         return Axis(self.height, self.tile, self.overlap)
 

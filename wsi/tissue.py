@@ -47,6 +47,11 @@ def tissue_mask(rgb: np.ndarray, dilate: int = 2) -> np.ndarray:
     otsu, _ = cv2.threshold(saturation, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     tissue = (saturation > max(otsu, MIN_SATURATION)).astype(np.uint8)
     tissue = cv2.morphologyEx(tissue, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    if dilate:
-        tissue = cv2.dilate(tissue, np.ones((2 * dilate + 1, 2 * dilate + 1), np.uint8))
-    return tissue.astype(bool)
+    return grow(tissue.astype(bool), dilate)
+
+
+def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """``mask`` dilated by ``pixels`` (a square neighbourhood)."""
+    if not pixels:
+        return mask
+    return cv2.dilate(mask.astype(np.uint8), np.ones((2 * pixels + 1, 2 * pixels + 1), np.uint8)).astype(bool)
