@@ -29,7 +29,7 @@ class MinedImage:
 
 def image_to_tensor(image_bgr: np.ndarray) -> torch.Tensor:
     """``(H, W, 3)`` uint8 BGR -> ``(1, 3, H, W)`` float32 in [0, 1], as the original's ``/255.``."""
-    return torch.from_numpy(image_bgr.transpose(2, 0, 1)[None].astype(np.float32) / 255.0)
+    return torch.from_numpy(np.ascontiguousarray(image_bgr.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0)
 
 
 # Peak memory of one CSNet optimisation per pixel and embedding channel (fp32 activations of the conv

@@ -4,6 +4,10 @@
     python bench/spm_speed.py --paths [--bench-scale 0.25]     # every way to run the step, here
     python bench/spm_speed.py --ceiling                        # the step beside its hardware ceiling
     python bench/spm_speed.py --batch-images 8 --scale 0.5     # per-image loop vs one batched pass
+    python bench/spm_speed.py --paths --glibc-malloc          # the same with glibc's default allocator
+
+Like the tools, the bench keeps freed memory for reuse (``common.hardware.keep_freed_memory``);
+``--glibc-malloc`` measures glibc's default instead (large blocks mapped and unmapped every step).
 
 Both paths mine the same N images (the first N in sorted order); the script prints, for each,
 seconds per image (wall clock, the first image's torch.compile warm-up included) and the pooled
@@ -23,7 +27,7 @@ import cv2
 import torch
 
 from common.cli import resolve_device
-from common.hardware import conv_ceiling_gflops
+from common.hardware import conv_ceiling_gflops, keep_freed_memory
 from common.io import find_ground_truth, is_image_file, list_files, read_mask, write_csv, write_png
 from evaluation.pixel import PooledCounts
 from SPM.model import csnet_step_flops
@@ -110,12 +114,14 @@ def compare_paths(args: argparse.Namespace) -> int:
     limits = [f"{k}={os.environ[k]}" for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MSSG_BF16")
               if k in os.environ]
     hardware += f" [{', '.join(limits)}]" if limits else ""
-    print(f"CSNet step at {w}x{h}, {hardware}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"CSNet step at {w}x{h}, {hardware}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{'glibc malloc' if args.glibc_malloc else 'freed memory kept'}")
     chosen = ("compiled " if compiled else "eager ") + ("channels-last" if channels_last else "NCHW")
     results = {}
     for name in PATHS:
         cmd = [sys.executable, __file__, "--one-path", name, "--steps", str(args.steps),
                "--bench-scale", str(args.bench_scale), "--device", args.device]
+        cmd += ["--glibc-malloc"] if args.glibc_malloc else []
         proc = subprocess.run(cmd, capture_output=True, text=True)
         line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("PATH_SECONDS")), None)
         if proc.returncode or line is None:
@@ -188,7 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--one-path", choices=list(PATHS), help=argparse.SUPPRESS)
     p.add_argument("--batch-images", type=int, default=0,
                    help="only images/s of the per-image loop vs one pass over N same-size images")
+    p.add_argument("--glibc-malloc", action="store_true",
+                   help="glibc's default allocator instead of keeping freed memory as the tools do")
     args = p.parse_args(argv)
+    if not args.glibc_malloc:
+        keep_freed_memory()
     if args.one_path:
         return one_path(args)
     if args.paths:

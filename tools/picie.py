@@ -32,6 +32,7 @@ from baselines.picie import BALANCE_MODES, PiCIEConfig, cluster_images, train_pi
 from baselines.sgscn import select_gland_cluster
 from common.batch import ImageOutcome, run_image_batch
 from common.cli import exit_cleanly_on_sigterm, int_at_least, positive_float, resolve_device
+from common.hardware import keep_freed_memory
 from common.io import (
     InputError,
     merge_summary,
@@ -80,6 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     exit_cleanly_on_sigterm()
+    keep_freed_memory()
     root = Path(args.output_root)
     out = {k: root / k for k in OUTPUTS}
     try:

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 import MSG  # noqa: F401  (registers MSG and the mmcv.ops stand-in before mmseg loads)
 from common.cli import exit_cleanly_on_sigterm, int_at_least, resolve_device
+from common.hardware import keep_freed_memory
 from common.io import (
     InputError,
     check_unique_stems,
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="fill holes smaller than AREA px in each mask (SPM's interior rule; opt-in)")
     args = p.parse_args(argv)
     exit_cleanly_on_sigterm()
+    keep_freed_memory()
     out = Path(args.out)
     try:
         config, checkpoint, inputs = split_model_positionals(args.positionals)

@@ -30,6 +30,7 @@ from tqdm import tqdm
 import MSG  # noqa: F401  (registers MSG and the mmcv.ops stand-in before mmseg loads)
 from common.batch import ImageOutcome, run_image_batch
 from common.cli import exit_cleanly_on_sigterm, int_at_least, positive_float, resolve_device
+from common.hardware import keep_freed_memory
 from common.io import InputError, check_writable, collect_files
 from MSG.apis import Segmenter, load_model, split_model_positionals
 from wsi import SlideSettings, is_slide_file, segment_slide
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if 2 * args.overlap > args.tile:
         p.error(f"--overlap {args.overlap} must be at most half of --tile {args.tile}")
     exit_cleanly_on_sigterm()
+    keep_freed_memory()
     rank = int(os.environ.get("RANK", 0))
     world = int(os.environ.get("WORLD_SIZE", 1))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))

@@ -16,6 +16,7 @@ from mmengine.config import Config, DictAction
 
 import MSG  # noqa: F401  (registers WideRes38)
 from common.cli import exit_cleanly_on_sigterm
+from common.hardware import keep_freed_memory
 from common.io import InputError
 from MSG.selfsup.trainer import pretrain
 
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     exit_cleanly_on_sigterm()
+    keep_freed_memory()
     try:
         if not Path(args.config).is_file():
             raise InputError(args.config, "config file not found")

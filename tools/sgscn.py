@@ -28,6 +28,7 @@ import numpy as np
 from baselines.sgscn import SGSCNConfig, SGSCNTrainer, select_gland_cluster
 from common.batch import ImageOutcome, run_image_batch
 from common.cli import exit_cleanly_on_sigterm, int_at_least, resolve_device
+from common.hardware import keep_freed_memory
 from common.io import (
     InputError,
     prepare_batch,
@@ -82,6 +83,7 @@ def compact_ids(labels: np.ndarray) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     exit_cleanly_on_sigterm()
+    keep_freed_memory()
     root = Path(args.output_root)
     out = {k: root / k for k in OUTPUTS}
     try:

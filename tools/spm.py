@@ -25,6 +25,7 @@ import torch
 
 from common.batch import ImageOutcome, claim_output_root, run_image_batch
 from common.cli import exit_cleanly_on_sigterm, int_at_least, resolve_device
+from common.hardware import keep_freed_memory
 from common.io import (
     InputError,
     prepare_batch,
@@ -84,6 +85,7 @@ def output_dirs(root: Path, args: argparse.Namespace) -> dict[str, Path]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     exit_cleanly_on_sigterm()
+    keep_freed_memory()
     rank = int(os.environ.get("RANK", 0))
     world = int(os.environ.get("WORLD_SIZE", 1))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))

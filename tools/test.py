@@ -17,6 +17,7 @@ import sys
 from mmengine.config import DictAction
 
 import MSG  # noqa: F401
+from common.hardware import keep_freed_memory
 from common.io import InputError
 from MSG.apis import check_weights_fit, load_config
 from MSG.compat.launch import launched
@@ -45,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    keep_freed_memory()
     try:
         cfg = load_config(args.config, args.cfg_options)
     except InputError as err:

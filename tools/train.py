@@ -13,6 +13,7 @@ import sys
 from mmengine.config import Config, DictAction
 
 import MSG  # noqa: F401  (registers MSG and the mmcv.ops stand-in before mmseg loads)
+from common.hardware import keep_freed_memory
 from common.io import InputError
 from MSG.apis.config import load_config
 from MSG.compat.launch import launched
@@ -74,6 +75,7 @@ def build_cfg(args: argparse.Namespace) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    keep_freed_memory()
     try:
         cfg = build_cfg(args)
         check_train_inputs(cfg)

@@ -47,7 +47,7 @@ def load_images(image_dir: str | Path, scale: float) -> tuple[list[torch.Tensor]
             h, w = bgr.shape[:2]
             bgr = cv2.resize(bgr, (max(8, round(w * scale)), max(8, round(h * scale))), interpolation=cv2.INTER_AREA)
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        images.append(torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255))
+        images.append(torch.from_numpy(rgb).permute(2, 0, 1).contiguous().float().div_(255))
     return images, [f.name for f in files]
 
 
