@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from common.io import InputError
+from common.morphology import remove_small_holes
 
 BACKGROUND, BORDER, INTERIOR = 0, 1, 2
 IGNORE = 255
@@ -41,3 +42,27 @@ def as_proposal(path: str | os.PathLike, raw: np.ndarray) -> np.ndarray:
         if values <= {0, 255} else ""
     raise InputError(path, f"values {shown} are not a proposal map (0 background / 1 border / 2 interior, "
                            f"or the original 0/127/254){hint}")
+
+
+def proposal_from_prediction(gland: np.ndarray, spm_proposal: np.ndarray, hole_area: int) -> np.ndarray:
+    """The proposal map of a self-training round: a trained model's gland mask becomes the gland.
+
+    The mask's holes smaller than ``hole_area`` px are filled first (SPM's interior rule: the lumen the
+    network leaves out); SPM's border pixels inside that gland stay border, the rest of the gland is
+    interior, and what the model rejected is background even where SPM had proposed gland.
+
+    Args:
+        gland: ``(H, W)`` bool, the model's gland prediction.
+        spm_proposal: ``(H, W)`` uint8 0/1/2 map of SPM (the border it found).
+        hole_area: holes smaller than this many pixels are filled (0: none).
+
+    Returns:
+        ``(H, W)`` uint8 0/1/2 proposal map.
+    """
+    if gland.shape != spm_proposal.shape:
+        raise ValueError(f"prediction {gland.shape} and proposal {spm_proposal.shape} differ in size")
+    filled = remove_small_holes(gland.astype(bool), hole_area) if hole_area else gland.astype(bool)
+    out = np.zeros(gland.shape, np.uint8)
+    out[filled] = INTERIOR
+    out[filled & (spm_proposal == BORDER)] = BORDER
+    return out

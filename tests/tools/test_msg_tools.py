@@ -136,3 +136,56 @@ def test_ablation_schedule_overrides_scale_omission_start():
     assert n == 2000 and not any("omission" in o for o in options)  # no Omission in this variant
     with pytest.raises(ValueError, match="unknown variant"):
         ablation.variant_config(base, "dice")
+
+
+def test_proposal_from_prediction_fills_lumen_keeps_spm_border():
+    from common.proposals import BACKGROUND, BORDER, INTERIOR, proposal_from_prediction
+
+    gland = np.zeros((40, 60), bool)
+    gland[5:25, 5:25] = True
+    gland[10:20, 10:20] = False  # the lumen the network left out: a 100 px hole
+    spm = np.zeros((40, 60), np.uint8)
+    spm[5:25, 5:10] = BORDER  # SPM's ring, partly
+    spm[30:38, 40:55] = INTERIOR  # an SPM gland the model rejected
+    refined = proposal_from_prediction(gland, spm, hole_area=101)
+    assert (refined[10:20, 10:20] == INTERIOR).all()  # lumen filled
+    assert (refined[5:25, 5:10] == BORDER).all() and (refined == BORDER).sum() == 100
+    assert (refined[30:38, 40:55] == BACKGROUND).all()
+    assert (refined > 0).sum() == 400
+    # a hole of the threshold's size stays (strictly smaller is filled, as SPM's rule)
+    assert (proposal_from_prediction(gland, spm, hole_area=100)[10:20, 10:20] == BACKGROUND).all()
+    with pytest.raises(ValueError, match="differ in size"):
+        proposal_from_prediction(gland, spm[:-1], 10)
+
+
+def test_refine_proposals_cli(tmp_path, capsys):
+    refine = load_tool("refine_proposals")
+    pred, spm, out = tmp_path / "pred", tmp_path / "spm", tmp_path / "out"
+    gland = np.zeros((30, 30), np.uint8)
+    gland[5:25, 5:25] = 255
+    gland[12:18, 12:18] = 0
+    ring = np.zeros((30, 30), np.uint8)
+    ring[5:7, 5:25] = 1
+    for name in ("a", "b"):
+        write_png(spm / f"{name}.png", ring)
+    write_png(pred / "a.png", gland)
+    assert refine.main([str(pred), str(spm), str(out), "--fill-holes", "100"]) == 1  # b has no prediction
+    err = capsys.readouterr().err
+    assert "b.png" in err and "no predicted mask" in err
+    a = read_mask(out / "a.png")
+    assert (a[12:18, 12:18] == 2).all() and (a[5:7, 5:25] == 1).all() and (a > 0).sum() == 400
+    assert not (out / "b.png").exists()
+    assert refine.main([str(pred), str(spm), str(pred)]) == 2  # output onto an input
+    assert "input folder" in capsys.readouterr().err
+
+
+def test_every_config_loads_and_the_self_training_round_only_changes_its_data():
+    root = Path(__file__).resolve().parents[2] / "configs"
+    configs = {p.relative_to(root).as_posix(): Config.fromfile(str(p))
+               for p in sorted(root.rglob("*.py")) if "_base_" not in p.parts}
+    assert len(configs) >= 14
+    recipe = configs["pspnet_mssg/pspnet_wres38w025-d8_histo-half128-selfsup_cpu.py"]
+    round1 = configs["pspnet_mssg/pspnet_wres38w025-d8_histo-half128-selfsup-st1_cpu.py"]
+    assert round1.train_dataloader.dataset.data_root == "glas/patches_half_st1"
+    assert round1.model == recipe.model and round1.train_cfg == recipe.train_cfg
+    assert configs["pspnet_mssg/pspnet_wres38w025-d8_histo-half128-selfsup-st1_cpu_ce.py"].model.decode_head.omission is None
