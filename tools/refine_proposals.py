@@ -24,7 +24,8 @@ from common.proposals import BORDER, INTERIOR, as_proposal, proposal_from_predic
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("pred_masks", type=Path, help="the model's 0/255 gland masks (tools/predict.py --out DIR: DIR/masks)")
+    p.add_argument("pred_masks", type=Path,
+                   help="the model's 0/255 gland masks (tools/predict.py --out DIR: DIR/masks)")
     p.add_argument("spm_proposals", type=Path, help="SPM's gland_proposal/ folder of the same images")
     p.add_argument("out", type=Path, help="folder for the new 0/1/2 proposal maps")
     p.add_argument("--fill-holes", type=int_at_least(0), default=15000,

@@ -188,4 +188,5 @@ def test_every_config_loads_and_the_self_training_round_only_changes_its_data():
     round1 = configs["pspnet_mssg/pspnet_wres38w025-d8_histo-half128-selfsup-st1_cpu.py"]
     assert round1.train_dataloader.dataset.data_root == "glas/patches_half_st1"
     assert round1.model == recipe.model and round1.train_cfg == recipe.train_cfg
-    assert configs["pspnet_mssg/pspnet_wres38w025-d8_histo-half128-selfsup-st1_cpu_ce.py"].model.decode_head.omission is None
+    round1_ce = configs["pspnet_mssg/pspnet_wres38w025-d8_histo-half128-selfsup-st1_cpu_ce.py"]
+    assert round1_ce.model.decode_head.omission is None
