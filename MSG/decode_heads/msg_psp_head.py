@@ -25,6 +25,7 @@ import torch
 from mmcv.cnn import ConvModule
 from mmengine.structures import PixelData
 from mmseg.models.decode_heads.psp_head import PSPHead
+from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from torch import nn
@@ -33,6 +34,51 @@ from torch.nn import functional as F
 from common.proposals import BACKGROUND, BORDER, INTERIOR
 from MSG.decode_heads.msg_omission import binary_target
 from MSG.losses.msg_variation import border_anchor, masked_mean
+
+
+def loss_logits(logits: torch.Tensor) -> torch.Tensor:
+    """``(B, K, h, w)`` logits as the loss resizes them: fp32, NCHW-contiguous.
+
+    The loss upsamples the stride-8 logits to the label size; PyTorch's CPU bilinear kernels for a
+    bf16 channels-last map of K = 2 channels ran about 4x slower than for the fp32 NCHW copy (the CE
+    is computed in fp32 under autocast either way). A no-op for fp32 NCHW logits.
+    """
+    return logits.float().contiguous()
+
+
+def _windows_1d(n: int, s: int, device: torch.device) -> torch.Tensor:
+    """``(s, n)`` bool: adaptive pooling's window ``i`` covers ``floor(i n / s) <= k < ceil((i + 1) n / s)``."""
+    i, k = torch.arange(s, device=device)[:, None], torch.arange(n, device=device)[None]
+    return (k >= (i * n) // s) & (k < -((-(i + 1) * n) // s))
+
+
+def pyramid_pool(x: torch.Tensor, scales: tuple[int, ...] | list[int]) -> list[torch.Tensor]:
+    """``[F.adaptive_avg_pool2d(x, s) for s in scales]`` as one matrix product over the pixels.
+
+    ``x``: ``(B, C, H, W)``; returns ``(B, C, s, s)`` per scale, channels-last when ``x`` is.
+    The windows are PyTorch's (rows ``floor(i H / s)`` to ``ceil((i + 1) H / s)``); the product sums
+    with 0/1 weights (exact in bf16, accumulated in fp32 by the matmul) and the sums are divided by the
+    window areas in fp32, so the result is the kernel's to rounding. Its backward is one product too.
+    """
+    b, c, h, w = x.shape
+    rows, areas = [], []
+    for s in scales:
+        window = _windows_1d(h, s, x.device)[:, None, :, None] & _windows_1d(w, s, x.device)[None, :, None, :]
+        rows.append(window.reshape(s * s, h * w))  # (s, s, H, W) -> (s^2, H*W)
+        areas.append(window.sum((2, 3)).reshape(s * s))
+    windows = torch.cat(rows).to(x.dtype)  # (R, H*W), R = sum of s^2
+    acc_dtype = torch.promote_types(x.dtype, torch.float32)  # bf16 sums are divided in fp32
+    inv_area = 1.0 / torch.cat(areas).to(acc_dtype)
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        sums = torch.matmul(windows, x.permute(0, 2, 3, 1).reshape(b, h * w, c))  # (B, R, C), a view of x
+        pooled = (sums.to(acc_dtype) * inv_area[:, None]).to(sums.dtype)
+        splits = pooled.split([s * s for s in scales], dim=1)
+        return [p.reshape(b, s, s, c).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+                for p, s in zip(splits, scales, strict=True)]
+    sums = torch.matmul(x.reshape(b, c, h * w), windows.t())  # (B, C, R)
+    pooled = (sums.to(acc_dtype) * inv_area).to(sums.dtype)
+    splits = pooled.split([s * s for s in scales], dim=2)
+    return [p.reshape(b, c, s, s).contiguous() for p, s in zip(splits, scales, strict=True)]
 
 
 @MODELS.register_module()
@@ -63,15 +109,21 @@ class MSGPSPHead(PSPHead):
         """PSPHead's ``bottleneck(concat(x, PPM(x)))``, ``(B, channels, h, w)``, with the concat kept in x's
         memory format.
 
-        The PPM branch pooled to 1x1 leaves its BN in NCHW (a 1x1 map has no channels-last strides to
-        keep), and ``torch.cat`` of mixed formats falls back to NCHW; in a channels-last model the
-        bottleneck conv, the widest input of the net, then copied the whole concat back to channels-last
-        in forward and again in backward.
+        The PPM's four adaptive poolings are computed as one matrix product (:func:`pyramid_pool`,
+        the same values): in a channels-last bf16 model PyTorch's CPU kernels up-cast the whole
+        feature map for the 1x1 pooling and cloned it in the backward of the others, and the four
+        branch gradients had to be summed into x's. The branches' convolutions (``psp_modules[i][1]``)
+        and parameter names stay mmseg's. The 1x1 branch leaves its BN in NCHW (a 1x1 map has no
+        channels-last strides to keep), and ``torch.cat`` of mixed formats falls back to NCHW, hence the
+        explicit format before the concat.
         """
         x = self._transform_inputs(inputs)
         memory_format = (torch.channels_last if x.dim() == 4 and not x.is_contiguous()
                          and x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format)
-        psp_outs = [x] + [out.contiguous(memory_format=memory_format) for out in self.psp_modules(x)]
+        psp_outs = [x]
+        for branch, pooled in zip(self.psp_modules, pyramid_pool(x, self.pool_scales), strict=True):
+            out = resize(branch[1](pooled), size=x.shape[2:], mode="bilinear", align_corners=self.align_corners)
+            psp_outs.append(out.contiguous(memory_format=memory_format))
         return self.bottleneck(torch.cat(psp_outs, dim=1))
 
     def forward_with_embedding(self, inputs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,7 +162,7 @@ class MSGPSPHead(PSPHead):
             SegDataSample(gt_sem_seg=PixelData(data=t[None]), metainfo=s.metainfo)
             for t, s in zip(target, batch_data_samples, strict=True)
         ]
-        losses = super().loss_by_feat(logits, target_samples)
+        losses = super().loss_by_feat(loss_logits(logits), target_samples)
         if self.variation is not None:
             losses[self.variation.loss_name] = self.variation(embeddings, proposal_small)
         losses.update({k: v.detach() for k, v in stats.items()})

@@ -23,9 +23,10 @@ from mmseg.models.segmentors.encoder_decoder import EncoderDecoder
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import add_prefix
-from torch import Tensor
+from torch import Tensor, nn
 
 from common.precision import bf16_supported
+from MSG.decode_heads.msg_psp_head import loss_logits
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -76,6 +77,17 @@ class MSSGEncoderDecoder(EncoderDecoder):
         losses = add_prefix(loss_decode, "decode")
         if self.with_auxiliary_head:
             losses.update(self._auxiliary_head_forward_train(x, target_samples))
+        return losses
+
+    def _auxiliary_head_forward_train(self, inputs: list[Tensor], data_samples: list[SegDataSample]) -> dict:
+        """mmseg's auxiliary losses, with the logits resized for the loss in fp32 NCHW (``loss_logits``)."""
+        if isinstance(self.auxiliary_head, nn.ModuleList):
+            named = [(f"aux_{i}", head) for i, head in enumerate(self.auxiliary_head)]
+        else:
+            named = [("aux", self.auxiliary_head)]
+        losses = {}
+        for prefix, head in named:
+            losses.update(add_prefix(head.loss_by_feat(loss_logits(head(inputs)), data_samples), prefix))
         return losses
 
     def inference(self, inputs: Tensor, batch_img_metas: list[dict]) -> Tensor:

@@ -112,6 +112,45 @@ def test_head_keeps_channels_last_into_the_bottleneck():
     torch.testing.assert_close(logits_cl, logits_nchw, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_pyramid_pool_equals_adaptive_pooling_and_its_gradient(channels_last):
+    """One matrix product gives PyTorch's adaptive pooling (uneven windows included) and its gradient."""
+    from torch.nn import functional as F
+
+    from MSG.decode_heads.msg_psp_head import pyramid_pool
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 13, 17, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    ours, ref = x.clone().requires_grad_(), x.clone().requires_grad_()
+    pooled = pyramid_pool(ours, (1, 2, 3, 6))
+    expected = [F.adaptive_avg_pool2d(ref, s) for s in (1, 2, 3, 6)]
+    for p, e in zip(pooled, expected, strict=True):
+        torch.testing.assert_close(p, e)
+        assert p.is_contiguous(memory_format=torch.channels_last) == channels_last or p.shape[-1] == 1
+    weights = [torch.randn_like(e) for e in expected]
+    sum((p * w).sum() for p, w in zip(pooled, weights, strict=True)).backward()
+    sum((e * w).sum() for e, w in zip(expected, weights, strict=True)).backward()
+    torch.testing.assert_close(ours.grad, ref.grad)
+
+
+def test_auxiliary_losses_are_mmsegs_with_fp32_logits():
+    """The auxiliary head's losses (resized in fp32 NCHW) equal mmseg's own, names included."""
+    from mmseg.models.segmentors.encoder_decoder import EncoderDecoder
+
+    torch.manual_seed(0)
+    model = _tiny_model().eval()  # no dropout: both computations see the same logits
+    proposals = torch.zeros(2, 64, 64, dtype=torch.long)
+    proposals[:, 16:48, 16:48] = 1
+    feats = model.extract_feat(torch.rand(2, 3, 64, 64))
+    ours = model._auxiliary_head_forward_train(feats, _samples(proposals))
+    reference = EncoderDecoder._auxiliary_head_forward_train(model, feats, _samples(proposals))
+    assert set(ours) == set(reference) == {"aux.loss_ce", "aux.acc_seg"}
+    for key in ours:
+        torch.testing.assert_close(ours[key], reference[key])
+
+
 def test_segmentor_losses_before_and_after_omission_start():
     torch.manual_seed(0)
     model = _tiny_model().train()
