@@ -40,7 +40,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
-from common.hardware import conv_ceiling_gflops, cpu_description, keep_freed_memory
+from common.hardware import add_allocator_option, conv_ceiling_gflops, cpu_description, keep_freed_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,8 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="cpu | cuda (the full-width config fits one GPU)")
     p.add_argument("--compile", action="store_true",
                    help="also time bf16 + channels-last with torch.compile (first step = warm-up, reported apart)")
-    p.add_argument("--glibc-malloc", action="store_true",
-                   help="glibc's default allocator instead of keeping freed memory as the tools do")
+    add_allocator_option(p)
     args = p.parse_args(argv)
     if not args.glibc_malloc:
         keep_freed_memory()

@@ -21,7 +21,7 @@ import torch
 
 import MSG  # noqa: F401  (registers MSG and the mmcv.ops stand-in before mmseg loads)
 from common.cli import resolve_device
-from common.hardware import cpu_description, keep_freed_memory
+from common.hardware import add_allocator_option, cpu_description, keep_freed_memory
 from common.io import is_image_file, list_files, read_bgr
 from common.synthetic import make_synthetic_image, make_synthetic_slide
 from MSG.apis import Segmenter, load_model
@@ -49,8 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tile", type=int, default=1024)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--glibc-malloc", action="store_true",
-                   help="glibc's default allocator instead of keeping freed memory as the tools do")
+    add_allocator_option(p)
     args = p.parse_args(argv)
     if not args.glibc_malloc:
         keep_freed_memory()

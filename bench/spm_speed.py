@@ -27,7 +27,7 @@ import cv2
 import torch
 
 from common.cli import resolve_device
-from common.hardware import conv_ceiling_gflops, keep_freed_memory
+from common.hardware import add_allocator_option, conv_ceiling_gflops, keep_freed_memory
 from common.io import find_ground_truth, is_image_file, list_files, read_mask, write_csv, write_png
 from evaluation.pixel import PooledCounts
 from SPM.model import csnet_step_flops
@@ -194,8 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--one-path", choices=list(PATHS), help=argparse.SUPPRESS)
     p.add_argument("--batch-images", type=int, default=0,
                    help="only images/s of the per-image loop vs one pass over N same-size images")
-    p.add_argument("--glibc-malloc", action="store_true",
-                   help="glibc's default allocator instead of keeping freed memory as the tools do")
+    add_allocator_option(p)
     args = p.parse_args(argv)
     if not args.glibc_malloc:
         keep_freed_memory()

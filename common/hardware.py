@@ -2,6 +2,7 @@
 is compared with."""
 from __future__ import annotations
 
+import argparse
 import ctypes
 import json
 import os
@@ -119,6 +120,13 @@ def timed_choice(what: str, candidates: dict[str, Callable[[], None]], repeats: 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 _malloc_tuned: bool | None = None
+
+
+def add_allocator_option(parser: argparse.ArgumentParser) -> None:
+    """``--glibc-malloc`` for the benches: measure glibc's default allocator instead of
+    :func:`keep_freed_memory` (what the tools run with)."""
+    parser.add_argument("--glibc-malloc", action="store_true",
+                        help="glibc's default allocator instead of keeping freed memory as the tools do")
 
 
 def keep_freed_memory(trim_threshold: int = 1 << 30) -> bool:

@@ -327,6 +327,16 @@ def check_writable(folder: str | os.PathLike) -> None:
         raise InputError(folder, f"output folder not writable ({err.strerror or err})") from None
 
 
+def check_outside_inputs(out: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> None:
+    """Raise InputError if the output folder ``out`` is one of the input folders or inside one (its
+    files would be read back as inputs, or overwrite them)."""
+    resolved = Path(out).resolve()
+    for folder in inputs:
+        src = Path(folder).resolve()
+        if resolved == src or src in resolved.parents:
+            raise InputError(out, f"is (inside) the input folder {folder}; choose a separate output folder")
+
+
 def check_unique_stems(files: Iterable[str | os.PathLike]) -> None:
     """Outputs are named after the input's stem: two inputs with one stem (``a.png``, ``a.jpg``) would
     overwrite each other's outputs, so they are refused before any work starts."""

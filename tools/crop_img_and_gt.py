@@ -22,6 +22,7 @@ from tqdm import tqdm
 from common.cli import exit_cleanly_on_sigterm, int_at_least, positive_float
 from common.io import (
     InputError,
+    check_outside_inputs,
     check_unique_stems,
     check_writable,
     is_image_file,
@@ -40,11 +41,7 @@ PROPOSAL_PAD = IGNORE
 def prepare_output(out: Path, inputs: list[Path], overwrite: bool) -> None:
     """Check ``out`` before any patch is written: not an input folder nor inside one, writable, and
     without patches of an earlier run (removed with ``overwrite``), so old and new patches never mix."""
-    resolved = out.resolve()
-    for folder in inputs:
-        src = folder.resolve()
-        if resolved == src or src in resolved.parents:
-            raise InputError(out, f"is (inside) the input folder {folder}; choose a separate output folder")
+    check_outside_inputs(out, inputs)
     for folder in (out / "images", out / "proposals"):
         check_writable(folder)
         remove_stale_temp_files(folder)

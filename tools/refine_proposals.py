@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from common.cli import exit_cleanly_on_sigterm, int_at_least
-from common.io import InputError, check_writable, list_files, read_mask, read_mask_for, write_png
+from common.io import InputError, check_outside_inputs, check_writable, list_files, read_mask, read_mask_for, write_png
 from common.proposals import BORDER, INTERIOR, as_proposal, proposal_from_prediction
 
 
@@ -36,8 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         for folder in (args.pred_masks, args.spm_proposals):
             if not folder.is_dir():
                 raise InputError(folder, "folder not found")
-        if args.out.resolve() in (args.pred_masks.resolve(), args.spm_proposals.resolve()):
-            raise InputError(args.out, "is an input folder; choose a separate output folder")
+        check_outside_inputs(args.out, (args.pred_masks, args.spm_proposals))
         check_writable(args.out)
         proposals = [f for f in list_files(args.spm_proposals) if f.suffix.lower() == ".png"]
         if not proposals:

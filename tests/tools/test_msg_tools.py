@@ -175,8 +175,10 @@ def test_refine_proposals_cli(tmp_path, capsys):
     a = read_mask(out / "a.png")
     assert (a[12:18, 12:18] == 2).all() and (a[5:7, 5:25] == 1).all() and (a > 0).sum() == 400
     assert not (out / "b.png").exists()
-    assert refine.main([str(pred), str(spm), str(pred)]) == 2  # output onto an input
-    assert "input folder" in capsys.readouterr().err
+    for onto_input in (pred, spm / "refined"):  # an input folder, or inside one
+        assert refine.main([str(pred), str(spm), str(onto_input)]) == 2
+        assert "is (inside) the input folder" in capsys.readouterr().err
+    assert not (spm / "refined").exists()
 
 
 def test_every_config_loads_and_the_self_training_round_only_changes_its_data():
