@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     native = runs["MSG bf16"][1].bf16
     ratio = gemm_bf16_ratio(args.device)
     print(f"bf16 speed-up: {speedup:.2f}x (fp32 vs the faster bf16 layout)")
-    print(f"hardware: {hardware}; bf16 vs fp32 speed-up of a 1024^3 matrix product here: {ratio:.2f}x")
+    print(f"hardware: {hardware}; bf16 vs fp32 speed-up of a 1024^3 matrix product here: {ratio:.3g}x")
     if native:
         print(f"bf16 speed-up / matrix-product ratio: {speedup / ratio:.2f} (target >= 0.85 on a CPU with native bf16)")
     else:
