@@ -69,16 +69,21 @@ def pyramid_pool(x: torch.Tensor, scales: tuple[int, ...] | list[int]) -> list[t
     windows = torch.cat(rows).to(x.dtype)  # (R, H*W), R = sum of s^2
     acc_dtype = torch.promote_types(x.dtype, torch.float32)  # bf16 sums are divided in fp32
     inv_area = 1.0 / torch.cat(areas).to(acc_dtype)
-    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-        sums = torch.matmul(windows, x.permute(0, 2, 3, 1).reshape(b, h * w, c))  # (B, R, C), a view of x
-        pooled = (sums.to(acc_dtype) * inv_area[:, None]).to(sums.dtype)
-        splits = pooled.split([s * s for s in scales], dim=1)
-        return [p.reshape(b, s, s, c).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
-                for p, s in zip(splits, scales, strict=True)]
-    sums = torch.matmul(x.reshape(b, c, h * w), windows.t())  # (B, C, R)
-    pooled = (sums.to(acc_dtype) * inv_area).to(sums.dtype)
-    splits = pooled.split([s * s for s in scales], dim=2)
-    return [p.reshape(b, c, s, s).contiguous() for p, s in zip(splits, scales, strict=True)]
+    # the product reads x where it lies: pixels-by-channels for channels-last, channels-by-pixels else
+    if _is_channels_last(x):
+        memory_format = torch.channels_last
+        sums = torch.matmul(windows, x.permute(0, 2, 3, 1).reshape(b, h * w, c))  # (B, R, C)
+    else:
+        memory_format = torch.contiguous_format
+        sums = torch.matmul(x.reshape(b, c, h * w), windows.t()).transpose(1, 2)  # (B, R, C)
+    pooled = (sums.to(acc_dtype) * inv_area[:, None]).to(sums.dtype)
+    return [p.reshape(b, s, s, c).permute(0, 3, 1, 2).contiguous(memory_format=memory_format)
+            for p, s in zip(pooled.split([s * s for s in scales], dim=1), scales, strict=True)]
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    """A 4-d tensor laid out channels-last (and not also NCHW-contiguous, as 1x1 maps are)."""
+    return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
 @MODELS.register_module()
@@ -118,8 +123,7 @@ class MSGPSPHead(PSPHead):
         explicit format before the concat.
         """
         x = self._transform_inputs(inputs)
-        memory_format = (torch.channels_last if x.dim() == 4 and not x.is_contiguous()
-                         and x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format)
+        memory_format = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
         psp_outs = [x]
         for branch, pooled in zip(self.psp_modules, pyramid_pool(x, self.pool_scales), strict=True):
             out = resize(branch[1](pooled), size=x.shape[2:], mode="bilinear", align_corners=self.align_corners)
