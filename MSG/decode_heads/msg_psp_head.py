@@ -40,7 +40,7 @@ def loss_logits(logits: torch.Tensor) -> torch.Tensor:
     """``(B, K, h, w)`` logits as the loss resizes them: fp32, NCHW-contiguous.
 
     The loss upsamples the stride-8 logits to the label size; PyTorch's CPU bilinear kernels for a
-    bf16 channels-last map of K = 2 channels ran about 4x slower than for the fp32 NCHW copy (the CE
+    bf16 channels-last map of K = 2 channels run about 4x slower than for the fp32 NCHW copy (the CE
     is computed in fp32 under autocast either way). A no-op for fp32 NCHW logits.
     """
     return logits.float().contiguous()
@@ -116,8 +116,8 @@ class MSGPSPHead(PSPHead):
 
         The PPM's four adaptive poolings are computed as one matrix product (:func:`pyramid_pool`,
         the same values): in a channels-last bf16 model PyTorch's CPU kernels up-cast the whole
-        feature map for the 1x1 pooling and cloned it in the backward of the others, and the four
-        branch gradients had to be summed into x's. The branches' convolutions (``psp_modules[i][1]``)
+        feature map for the 1x1 pooling and clone it in the backward of the others, and autograd would
+        sum four branch gradients into x's. The branches' convolutions (``psp_modules[i][1]``)
         and parameter names stay mmseg's. The 1x1 branch leaves its BN in NCHW (a 1x1 map has no
         channels-last strides to keep), and ``torch.cat`` of mixed formats falls back to NCHW, hence the
         explicit format before the concat.
