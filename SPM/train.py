@@ -10,9 +10,10 @@ Two paths compute the same method:
 * **exact** (``--exact``): fp32, eager, ``F.cross_entropy``; the reference.
 * **fast** (default): the loss as :class:`FusedSPMLoss` (its analytic gradient is computed in the
   same pass as its value), and the fastest form of the rest that this machine has
-  (:func:`fast_path_settings`): on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), bf16
-  autocast, channels-last memory and forward + loss ``torch.compile``-d (its backward is compiled
-  with it; eager if compiling fails); on CPUs without native bf16, fp32 eager -- inductor's fp32 CPU
+  (:func:`fast_path_settings`): on CUDA and on CPUs where bf16 is native and measured faster than
+  fp32 (:func:`common.precision.bf16_supported`), bf16 autocast, channels-last memory and forward +
+  loss ``torch.compile``-d (its backward is compiled with it; eager if compiling fails); elsewhere
+  fp32 eager -- inductor's fp32 CPU
   kernels of this step were slower than eager on AVX2 and corrupted the heap on an AVX-512 CPU --
   in the memory layout that a short probe on this machine finds faster (measured once, cached).
   The loss itself is computed in fp32 on both paths.
@@ -111,7 +112,8 @@ def fast_path_settings(device: torch.device, cfg: SPMTrainConfig) -> tuple[bool,
     AVX512-BF16, bf16: compiled channels-last 0.36 s, compiled NCHW 0.38 s, eager channels-last 0.44 s;
     the same CPU limited to AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``), fp32: eager NCHW 0.84 s, compiled NCHW
     1.41 s, compiled channels-last 1.62 s, eager channels-last 1.70 s. The layout of the fp32 eager step
-    differs most between CPUs, so it is measured here once (:func:`common.hardware.timed_choice`).
+    differs most between CPUs (NCHW on AVX2, channels-last on an Intel Xeon with AVX-512 where bf16 is
+    native but slower than fp32), so it is measured here once (:func:`common.hardware.timed_choice`).
     """
     bf16 = bf16_supported(device)
     if device.type == "cuda" or bf16:

@@ -3,7 +3,8 @@
 * MSG overhead: seconds per step with MSG (Variation + Omission, Omission active) vs the same
   config with plain CE on the proposals (target <= 10%);
 * bf16 speed-up: the MSG step in fp32 (``OptimWrapper``) vs bf16 autocast (``BF16OptimWrapper``,
-  what the CPU configs train with), with and without channels-last, target >= 2.5x on a CPU with AMX;
+  forced on here), with and without channels-last; fp32 with channels-last too, since the CPU configs
+  train in fp32 wherever bf16 is emulated or measured slower (``common.precision.bf16_supported``);
 * the hardware's own bf16 ceiling beside it: which bf16 instructions the CPU has (AMX tiles or only
   AVX512-BF16 dot products) and the bf16 vs fp32 throughput of a plain 1024^3 matrix product measured in
   the same run. A convolution-bound step cannot gain much more than that ratio: on CPUs with AVX512-BF16
@@ -41,6 +42,7 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
 from common.hardware import add_allocator_option, conv_ceiling_gflops, cpu_description, keep_freed_memory
+from common.precision import bf16_native, bf16_override, bf16_supported
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +65,12 @@ def build(cfg: Config, msg: bool, bf16: bool, channels_last: bool = False, devic
             setattr(model, name, torch.compile(getattr(model, name)))
     model.current_iter = 10**9  # Omission active
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    return model, (BF16OptimWrapper(optimizer=optimizer) if bf16 else OptimWrapper(optimizer=optimizer))
+    if not bf16:
+        return model, OptimWrapper(optimizer=optimizer)
+    # bf16 wherever it is native (or forced by MSSG_BF16), even where training would choose fp32 as faster
+    forced = bf16_override()
+    return model, BF16OptimWrapper(optimizer=optimizer,
+                                   bf16=bf16_native(torch.device(device)) if forced is None else forced)
 
 
 def gemm_bf16_ratio(device: str, n: int = 1024, reps: int = 7) -> float:
@@ -129,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     images = images.to(args.device)
     runs = {"plain CE fp32": build(cfg, msg=False, bf16=False, device=args.device),
             "MSG fp32": build(cfg, msg=True, bf16=False, device=args.device),
+            "MSG fp32 channels-last": build(cfg, msg=True, bf16=False, channels_last=True, device=args.device),
             "MSG bf16": build(cfg, msg=True, bf16=True, device=args.device),
             "MSG bf16 channels-last": build(cfg, msg=True, bf16=True, channels_last=True, device=args.device)}
     if args.compile:
@@ -160,34 +168,42 @@ def main(argv: list[str] | None = None) -> int:
             if step >= args.warmup:
                 times[name].append(time.perf_counter() - start)
             step_losses[name].append(float(loss.detach()))
-    ce, msg, bf16, bf16_cl = (statistics.median(times[k]) for k in list(runs)[:4])
+    ce, msg, msg_cl, bf16, bf16_cl = (statistics.median(times[k]) for k in list(runs)[:5])
     print(f"config {Path(args.config).name}, batch {args.batch}x{args.size}^2, {torch.get_num_threads()} threads, "
           f"median of {args.steps} steps")
     print(f"plain CE: {ce:.3f} s/step   MSG (Variation + Omission): {msg:.3f} s/step   "
           f"overhead: {100 * (msg / ce - 1):+.1f}% (target <= 10%)")
-    print(f"MSG fp32: {msg:.3f} s/step   MSG bf16: {bf16:.3f} s/step   MSG bf16 channels-last: {bf16_cl:.3f} s/step")
-    print(f"channels-last speed-up in bf16: {bf16 / bf16_cl:.2f}x")
+    print(f"MSG fp32: {msg:.3f} s/step   MSG fp32 channels-last: {msg_cl:.3f} s/step   MSG bf16: {bf16:.3f} s/step"
+          f"   MSG bf16 channels-last: {bf16_cl:.3f} s/step")
+    print(f"channels-last speed-up in fp32: {msg / msg_cl:.2f}x, in bf16: {bf16 / bf16_cl:.2f}x")
     speedup = msg / min(bf16, bf16_cl)
     hardware = torch.cuda.get_device_name() if cuda else cpu_description()
     native = runs["MSG bf16"][1].bf16
     ratio = gemm_bf16_ratio(args.device)
     print(f"bf16 speed-up: {speedup:.2f}x (fp32 vs the faster bf16 layout)")
     print(f"hardware: {hardware}; bf16 vs fp32 speed-up of a 1024^3 matrix product here: {ratio:.3g}x")
+    trains_bf16 = bf16_supported(torch.device(args.device))
     if native:
         print(f"bf16 speed-up / matrix-product ratio: {speedup / ratio:.2f} (target >= 0.85 on a CPU with native bf16)")
+        if not trains_bf16:
+            print("bf16 is native here but slower than fp32 (measured once per machine, common.precision): "
+                  "the configs train and predict in fp32 on this machine")
     else:
         print("this CPU has no native bf16: the configs train in fp32 here (BF16OptimWrapper falls back)")
-    model, wrapper = runs["MSG bf16 channels-last"]
+    # the fraction of the ceiling for the precision training uses here, in the configs' layout
+    step_name, step_time = ("MSG bf16 channels-last", bf16_cl) if trains_bf16 else ("MSG fp32 channels-last", msg_cl)
+    model, wrapper = runs[step_name]
     flops = step_flops(model, wrapper, images, samples)
-    achieved = flops / bf16_cl / 1e9
+    achieved = flops / step_time / 1e9
     head = model.decode_head
     feat = args.size // 8
     ceiling = conv_ceiling_gflops(head.in_channels + len(head.pool_scales) * head.channels, feat, feat,
-                                  batch=args.batch, bf16=native, channels_last=True, device=args.device,
+                                  batch=args.batch, bf16=trains_bf16, channels_last=True, device=args.device,
                                   out_channels=head.channels)
-    print(f"MSG bf16 channels-last step: {flops / 1e9:.1f} GFLOP (counted by torch's FlopCounterMode), "
-          f"{achieved:.1f} GFLOP/s; the PSP bottleneck convolution alone ({feat}x{feat}, batch {args.batch}): "
-          f"{ceiling:.1f} GFLOP/s; fraction of the ceiling: {achieved / ceiling:.2f} (target >= 0.50)")
+    print(f"{step_name} step (the precision training uses here): {flops / 1e9:.1f} GFLOP (counted by torch's "
+          f"FlopCounterMode), {achieved:.1f} GFLOP/s; the PSP bottleneck convolution alone ({feat}x{feat}, batch "
+          f"{args.batch}, same precision and layout): {ceiling:.1f} GFLOP/s; fraction of the ceiling: "
+          f"{achieved / ceiling:.2f} (target >= 0.50)")
     if args.compile:
         compiled = statistics.median(times["MSG bf16 channels-last compiled"])
         warm = first_step["MSG bf16 channels-last compiled"] - first_step["MSG bf16 channels-last"]

@@ -46,7 +46,8 @@ def conv_ceiling_gflops(channels: int, height: int, width: int, batch: int = 1, 
 
 
 def cpu_description(cpuinfo: str | None = None) -> str:
-    """``'<model name> (<bf16 instructions>)'`` from ``/proc/cpuinfo`` text (read when None; Linux)."""
+    """``'<model name>[, family F model M] (<bf16 instructions>)'`` from ``/proc/cpuinfo`` text (read
+    when None; Linux)."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
@@ -65,7 +66,11 @@ def cpu_description(cpuinfo: str | None = None) -> str:
         isa = "AVX2, no native bf16"
     else:
         isa = "no native bf16"
-    return f"{fields.get('model name', platform.machine())} ({isa})"
+    name = fields.get("model name", platform.machine())
+    if "cpu family" in fields and "model" in fields:
+        # hypervisors often show a generic name ("Intel(R) Xeon(R) Processor"); family and model tell CPUs apart
+        name += f", family {fields['cpu family']} model {fields['model']}"
+    return f"{name} ({isa})"
 
 
 def cache_dir() -> Path:

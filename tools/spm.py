@@ -63,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="reference path: fp32, eager, full-pixel K-means (slow)")
     p.add_argument("--no-compile", dest="compile", action="store_false", default=None,
                    help="fast path without torch.compile (no C++ compiler needed); by default it compiles "
-                        "where that is the faster path (CUDA, CPUs with native bf16)")
+                        "where that is the faster path (CUDA, CPUs where bf16 is native and faster than fp32)")
     p.add_argument("--scale", type=float, default=1.0,
                    help="opt-in: mine at this fraction of the resolution, upsample the cluster map")
     p.add_argument("--batch_images", type=int_at_least(1), default=1,

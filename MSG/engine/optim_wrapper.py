@@ -9,9 +9,9 @@ things stop it from training in bf16 on a CPU, and this subclass changes only th
    not underflow and loss scaling is not needed (PyTorch's AMP recipe scales only for fp16); the
    scaler is built disabled, which makes ``scale`` the identity and ``step`` a plain optimizer step.
 
-Where the device runs bf16 only by emulation (CPUs without AVX512-BF16/AMX, CUDA before Ampere),
-emulated bf16 is slower than fp32, so the wrapper trains in plain fp32 (autocast off: exactly
-``OptimWrapper``'s numbers) and logs one warning. ``MSSG_BF16=0|1`` overrides the detection
+Where bf16 does not pay — emulated (CPUs without AVX512-BF16/AMX, CUDA before Ampere) or native but
+measured slower than fp32 on this CPU — the wrapper trains in plain fp32 (autocast off: exactly
+``OptimWrapper``'s numbers) and logs one warning. ``MSSG_BF16=0|1`` overrides the choice
 (:mod:`common.precision`).
 """
 from __future__ import annotations
@@ -33,20 +33,25 @@ class BF16OptimWrapper(AmpOptimWrapper):
     """``AmpOptimWrapper`` with ``dtype=bfloat16`` that also runs on CPUs, without loss scaling.
 
     Args:
+        bf16: autocast to bf16 or not; None (default): where it pays on this device
+            (:func:`common.precision.bf16_supported`). Benchmarks set it to time bf16 where it is slower.
         **kwargs: ``OptimWrapper`` arguments (``optimizer``, ``clip_grad``, ``accumulative_counts``).
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, bf16: bool | None = None, **kwargs) -> None:
         OptimWrapper.__init__(self, **kwargs)  # skips AmpOptimWrapper's GPU-only assertion
         self._scale_update_param = None
         self.cast_dtype = torch.bfloat16
         self.device_type = get_device()
-        self.bf16 = self.device_type in ("cpu", "cuda") and bf16_supported(torch.device(self.device_type))
+        if bf16 is None:
+            bf16 = self.device_type in ("cpu", "cuda") and bf16_supported(torch.device(self.device_type))
+        self.bf16 = bf16
         # A disabled scaler keeps AmpOptimWrapper's backward/step/state_dict code paths valid.
         self.loss_scaler = torch.amp.GradScaler(self.device_type if self.device_type == "cuda" else "cpu",
                                                 enabled=False)
         if not self.bf16:
-            print_log(f"BF16OptimWrapper: {self.device_type} has no native bf16; training in fp32",
+            print_log(f"BF16OptimWrapper: bf16 does not pay on this {self.device_type} (emulated, or measured "
+                      "slower than fp32); training in fp32",
                       logger="current", level=30)
 
     @contextmanager

@@ -9,7 +9,7 @@ checkpoints). ``channels_last=True`` keeps weights and inputs in channels-last m
 (oneDNN's preferred layout for bf16 convolutions on CPUs; measured in ``bench/msg_step.py``).
 Inference is plain EncoderDecoder (2-class logits, whole or slide mode), with one option:
 ``test_cfg.precision = "bf16"`` runs the network under bf16 autocast where the device runs bf16
-natively (CUDA since Ampere, CPUs with AVX512-BF16/AMX; elsewhere fp32). The logits are returned in
+natively and faster than fp32 (``common.precision.bf16_supported``; elsewhere fp32). The logits are returned in
 fp32 either way, so resizing, flipping back and the softmax averaged over test-time augmentations
 are computed in fp32. Slide inference runs ``test_cfg.window_batch`` windows (default 8) through the
 network at once instead of one by one: the same windows, the same average, several times faster on

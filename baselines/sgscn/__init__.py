@@ -40,8 +40,8 @@ Differences from the original code, on purpose:
   floating-point summation order differs. The original's coordinate helper is CUDA-only; this runs anywhere.
 * ``seed`` seeds CSNet's initialisation per image (the original was unseeded); the cluster colours are a
   fixed palette (the original drew ``np.random.randint`` colours).
-* Fast path (default): bf16 autocast where the hardware runs it natively (CUDA, CPUs with
-  AVX512-BF16/AMX) and channels-last memory, the loss in fp32 (CE + continuity as
+* Fast path (default): bf16 autocast where the hardware runs it natively and faster than fp32
+  (``common.precision.bf16_supported``) and channels-last memory, the loss in fp32 (CE + continuity as
   :class:`SPM.train.FusedSPMLoss`, equal to autograd); ``exact=True`` (``--exact``) is fp32 eager, as the
   original. The final forward runs under ``no_grad`` (same values).
 * The original only writes a colour map per image. Turning clusters into a gland mask is this project's

@@ -17,12 +17,12 @@ model = dict(
     auxiliary_head=dict(in_channels=256, channels=64, norm_cfg=norm_cfg),
     # channels-last weights and inputs: oneDNN's fast layout for bf16 convolutions (bench/msg_step.py)
     channels_last=True,
-    # bf16 inference where the CPU/GPU runs it natively (fp32 elsewhere); logits are fp32;
+    # bf16 inference where the CPU/GPU runs it natively and faster (fp32 elsewhere); logits are fp32;
     # 8 slide windows per forward pass.
     test_cfg=dict(precision="bf16", window_batch=8),
 )
 # bf16 mixed-precision training (MSG/engine/optim_wrapper.py): 2.1-2.3x faster per step than fp32 on a
-# 2-core AVX512-BF16 CPU without AMX (bench/msg_step.py).
+# 2-core AMD Zen 4 (AVX512-BF16, no AMX); fp32 where bf16 is emulated or measured slower (bench/msg_step.py).
 optim_wrapper = dict(type="BF16OptimWrapper")
 train_dataloader = dict(batch_size=8, num_workers=2)
 val_dataloader = dict(num_workers=1)

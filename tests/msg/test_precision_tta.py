@@ -13,7 +13,8 @@ from mmengine.config import Config
 from mmengine.optim import OptimWrapper
 from mmseg.registry import MODELS, OPTIM_WRAPPERS
 
-from common.precision import BF16_ENV, bf16_native, bf16_override, bf16_supported
+from common import precision
+from common.precision import BF16_ENV, bf16_faster, bf16_override, bf16_supported
 from MSG.datasets.tta import (
     OEEM_RATIOS,
     config_tta_pipeline,
@@ -104,7 +105,7 @@ def test_bf16_training_tracks_fp32(monkeypatch, onednn):
 def test_bf16_detection_override(monkeypatch):
     cpu = torch.device("cpu")
     monkeypatch.delenv(BF16_ENV, raising=False)
-    assert bf16_override() is None and bf16_supported(cpu) == bf16_native(cpu)
+    assert bf16_override() is None and bf16_supported(cpu) == bf16_faster(cpu)
     monkeypatch.setenv(BF16_ENV, "0")
     assert not bf16_supported(cpu) and not BF16OptimWrapper(optimizer=torch.optim.SGD([torch.zeros(1)], lr=1)).bf16
     monkeypatch.setenv(BF16_ENV, "1")
@@ -112,6 +113,28 @@ def test_bf16_detection_override(monkeypatch):
     monkeypatch.setenv(BF16_ENV, "yes")
     with pytest.raises(ValueError, match="MSSG_BF16 must be 0"):
         bf16_supported(cpu)
+
+
+def test_bf16_runs_only_where_native_and_measured_faster(monkeypatch):
+    """Native bf16 is not enough on a CPU: a timed convolution decides (and only there is one timed)."""
+    cpu = torch.device("cpu")
+    monkeypatch.delenv(BF16_ENV, raising=False)
+    asked = []
+
+    def timed(what, candidates):
+        asked.append(sorted(candidates))
+        return verdict
+
+    monkeypatch.setattr(precision, "timed_choice", timed)
+    monkeypatch.setattr(precision, "bf16_native", lambda device: True)
+    for verdict in ("fp32", "bf16"):
+        assert bf16_supported(cpu) is (verdict == "bf16")
+        assert BF16OptimWrapper(optimizer=torch.optim.SGD([torch.zeros(1)], lr=1)).bf16 is (verdict == "bf16")
+    assert asked == [["bf16", "fp32"]] * 4
+    monkeypatch.setattr(precision, "bf16_native", lambda device: False)
+    assert not bf16_supported(cpu) and len(asked) == 4  # emulated bf16 is never timed
+    monkeypatch.setenv(BF16_ENV, "1")
+    assert bf16_supported(cpu) and len(asked) == 4  # the override skips the measurement
 
 
 def test_bf16_wrapper_is_registered_builds_on_cpu_and_checkpoints():
@@ -239,3 +262,6 @@ def test_bench_names_the_cpu_bf16_instructions():
     zen3 = "processor\t: 0\nmodel name\t: Some CPU @ 2.0GHz\nflags\t\t: fpu sse avx2 fma\n"
     assert bench.cpu_description(zen3) == "Some CPU @ 2.0GHz (AVX2, no native bf16)"
     assert bench.cpu_description(zen3.replace("avx2 ", "")) == "Some CPU @ 2.0GHz (no native bf16)"
+    xeon = "processor\t: 0\ncpu family\t: 6\nmodel\t\t: 207\nmodel name\t: Intel(R) Xeon(R) Processor\n"
+    assert (bench.cpu_description(xeon + "flags\t\t: avx512f avx512_bf16 avx512_fp16\n")
+            == "Intel(R) Xeon(R) Processor, family 6 model 207 (AVX512-BF16, no AMX)")
