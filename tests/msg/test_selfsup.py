@@ -14,7 +14,7 @@ from mmseg.registry import MODELS
 from torch.nn import functional as F
 
 from common.io import InputError
-from MSG.selfsup.trainer import lr_at, pretrain
+from MSG.selfsup.trainer import build_model, lr_at, pretrain
 from MSG.selfsup.vicregl import vicreg_terms
 from MSG.selfsup.views import (
     ViewConfig,
@@ -171,3 +171,22 @@ def test_pretrain_learns_and_stops_on_divergence(images: Path, tmp_path: Path):
     with pytest.raises(FloatingPointError, match="non-finite loss"):
         pretrain(cfg, tmp_path / "diverged", log=lambda s: None)
     assert not (tmp_path / "diverged" / "backbone.pth").exists()
+
+
+@pytest.mark.parametrize(("pretrain_config", "segmentation_config"), [
+    ("configs/selfsup/vicregl_wres38w025_glas-half.py",
+     "configs/pspnet_mssg/pspnet_wres38w025-d8_histo-half128-selfsup_cpu.py"),
+    ("configs/selfsup/vicregl_wres38_glas.py", "configs/pspnet_mssg/pspnet_wres38-d8_10k_histo.py"),
+])
+def test_pretraining_configs_write_the_backbone_their_segmentation_config_loads(pretrain_config, segmentation_config):
+    pre = Config.fromfile(ROOT / pretrain_config)
+    seg = Config.fromfile(ROOT / segmentation_config).model.backbone
+    seg.pop("init_cfg", None)
+    with torch.device("meta"):  # full width: shapes only, no memory
+        learner = build_model(pre)
+        target = MODELS.build(seg)
+    written = learner.backbone.state_dict()
+    wanted = target.state_dict()
+    assert written.keys() == wanted.keys()
+    assert all(written[k].shape == wanted[k].shape for k in wanted)
+    assert pre.in_channels == seg.width_mult * 4096
