@@ -54,12 +54,16 @@ def bf16_native(device: torch.device) -> bool:
 
 def _conv_step(bf16: bool, channels: int = 128, size: int = 48, batch: int = 2) -> Callable[[], None]:
     """One 3x3 convolution's forward and backward at a CSNet / PSP-head-like shape, in bf16 autocast
-    or fp32 (about 4 GFLOP: tens of milliseconds on 2 cores)."""
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, channels, size, size, generator=generator).requires_grad_(True)
-    w = (torch.randn(channels, channels, 3, 3, generator=generator) * 0.01).requires_grad_(True)
+    or fp32 (about 4 GFLOP: tens of milliseconds on 2 cores). Its tensors are made on the first run, so
+    that a cached choice costs nothing."""
+    tensors: list[torch.Tensor] = []
 
     def run() -> None:
+        if not tensors:
+            generator = torch.Generator().manual_seed(0)
+            tensors.append(torch.randn(batch, channels, size, size, generator=generator).requires_grad_(True))
+            tensors.append((torch.randn(channels, channels, 3, 3, generator=generator) * 0.01).requires_grad_(True))
+        x, w = tensors
         x.grad = w.grad = None
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             y = F.conv2d(x, w, padding=1)
