@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
 import json
 import os
 import platform
@@ -45,13 +46,21 @@ def conv_ceiling_gflops(channels: int, height: int, width: int, batch: int = 1, 
     return flops / best / 1e9
 
 
+@functools.cache
+def _proc_cpuinfo() -> str | None:
+    """``/proc/cpuinfo`` once per process (every cached choice's key names the CPU; the CPU does not change)."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+
+
 def cpu_description(cpuinfo: str | None = None) -> str:
     """``'<model name>[, family F model M] (<bf16 instructions>)'`` from ``/proc/cpuinfo`` text (read
     when None; Linux)."""
     if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
+        cpuinfo = _proc_cpuinfo()
+        if cpuinfo is None:
             return f"{platform.processor() or platform.machine()} (instruction set unknown)"
     fields = dict(line.split(":", 1) for line in cpuinfo.splitlines() if ":" in line)
     fields = {k.strip(): v.strip() for k, v in fields.items()}
@@ -87,6 +96,11 @@ def machine_key(what: str) -> str:
     return f"{what}|{cpu_description()}|{limits}|torch {torch.__version__}|{torch.get_num_threads()} threads"
 
 
+# choices already read or measured in this process, by (cache file, machine key): callers on hot paths
+# (bf16 inference asks common.precision on every forward pass) then cost a dictionary lookup
+_decided: dict[tuple[Path, str], str] = {}
+
+
 def timed_choice(what: str, candidates: dict[str, Callable[[], None]], repeats: int = 3) -> str:
     """The fastest of ``candidates`` (name -> one timed run) on this machine, measured once and cached.
 
@@ -96,11 +110,14 @@ def timed_choice(what: str, candidates: dict[str, Callable[[], None]], repeats: 
     """
     key = machine_key(what)
     path = cache_dir() / "choices.json"
+    if _decided.get((path, key)) in candidates:  # asked before in this process: no file read
+        return _decided[path, key]
     try:
         known = json.loads(path.read_text())
     except (OSError, ValueError):
         known = {}
     if known.get(key) in candidates:
+        _decided[path, key] = known[key]
         return known[key]
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for i in range(repeats + 1):
@@ -110,7 +127,7 @@ def timed_choice(what: str, candidates: dict[str, Callable[[], None]], repeats: 
             if i:
                 times[name].append(time.perf_counter() - start)
     best = min(candidates, key=lambda name: statistics.median(times[name]))
-    known[key] = best
+    known[key] = _decided[path, key] = best
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -161,6 +161,9 @@ def test_timed_choice_measures_once_and_caches(tmp_path, monkeypatch):
     assert timed_choice("probe", {"slow": run("slow", 0.02), "fast": run("fast", 0.0)}) == "fast"
     assert calls == {"slow": 3, "fast": 3}  # cached: nothing ran again
     assert "probe|" in (tmp_path / "choices.json").read_text()
+    (tmp_path / "choices.json").unlink()
+    assert timed_choice("probe", {"slow": run("slow", 0.02), "fast": run("fast", 0.0)}) == "fast"
+    assert calls == {"slow": 3, "fast": 3}  # known in this process: neither measured nor read again
 
 
 def test_spm_fast_path_without_native_bf16_is_eager_fp32(monkeypatch):
