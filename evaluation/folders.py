@@ -109,8 +109,9 @@ def iter_pairs(pred_dir: str | Path, gt_dir: str | Path, pairing: Pairing, pred_
 
 
 def score_mask_pairs(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]]) -> tuple[PooledCounts, list[dict]]:
-    """The pixel scoring loop: pooled counts and per-image rows (``PIXEL_FIELDS``) of
-    ``(name, prediction, ground truth)`` mask pairs (ground truth > 0 is gland)."""
+    """The pixel scoring loop: pooled counts and per-image rows (``PIXEL_FIELDS``, plus the image's
+    :class:`PooledCounts` under ``pixels`` for :mod:`evaluation.groups`) of ``(name, prediction,
+    ground truth)`` mask pairs (ground truth > 0 is gland)."""
     pooled = PooledCounts()
     rows: list[dict] = []
     for name, pred, gt_raw in pairs:
@@ -119,7 +120,7 @@ def score_mask_pairs(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]]) -> tup
         one.update(pred, gt)
         pooled.update(pred, gt)
         rows.append({"image": name, **pixel_fields(one), "pred_fraction": f"{pred.mean():.4f}",
-                     "gt_fraction": f"{gt.mean():.4f}"})
+                     "gt_fraction": f"{gt.mean():.4f}", "pixels": one})
     return pooled, rows
 
 
@@ -134,7 +135,8 @@ def score_pixels(pred_dir: str | Path, gt_dir: str | Path, pred_suffix: str = ""
 def score_objects(pred_dir: str | Path, gt_dir: str | Path, hausdorff: bool = True, threshold: float | None = None
                   ) -> tuple[dict, list[dict], Pairing]:
     """Pooled pixel metrics and GlaS object metrics of a folder of masks: ``(summary, rows, pairing)``;
-    ``summary["pixels"]`` holds the pooled counts, ``summary["notices"]`` one-line notices."""
+    ``summary["pixels"]`` holds the pooled counts, ``summary["notices"]`` one-line notices; each row
+    carries its image's ``pixels`` and ``objects`` sums besides the ``OBJECT_FIELDS``."""
     pooled = PooledCounts()
     objects = ObjectSums()
     rows: list[dict] = []
@@ -150,7 +152,8 @@ def score_objects(pred_dir: str | Path, gt_dir: str | Path, hausdorff: bool = Tr
         objects += sums
         rows.append({"image": stem, "mIoU": f"{one.miou():.4f}", "Dice": f"{one.dice():.4f}",
                      "obj_TP": sums.tp, "obj_FP": sums.fp, "obj_FN": sums.fn, "obj_F1": f"{sums.f1:.4f}",
-                     "obj_Dice": f"{sums.dice:.4f}", "obj_Hausdorff": f"{sums.hausdorff:.2f}"})
+                     "obj_Dice": f"{sums.dice:.4f}", "obj_Hausdorff": f"{sums.hausdorff:.2f}",
+                     "pixels": one, "objects": sums})
     summary = {"images": len(rows), "mIoU": pooled.miou(), "Dice": pooled.dice(), "obj_F1": objects.f1,
                "obj_Dice": objects.dice, "obj_Hausdorff": objects.hausdorff, "pixels": pooled,
                "notices": [f"{gt_dir}: {BINARY_GT_NOTICE}"] if binary_gt else []}

@@ -40,6 +40,15 @@ class PooledCounts:
         self.gt_fg += int(gt.sum())
         self.pixels += int(pred.size)
 
+    def __iadd__(self, other: PooledCounts) -> PooledCounts:
+        """Add another set's counts (pooling two sets is pooling their images)."""
+        self.inter = self.inter + other.inter
+        self.union = self.union + other.union
+        self.pred_fg += other.pred_fg
+        self.gt_fg += other.gt_fg
+        self.pixels += other.pixels
+        return self
+
     def iou(self) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self.union > 0, self.inter / np.maximum(self.union, 1), np.nan)

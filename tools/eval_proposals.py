@@ -1,15 +1,17 @@
 """Pooled mIoU / Dice of SPM proposal maps (or any gland masks) against ground truth.
 
     python tools/eval_proposals.py PROPOSAL_DIR GT_DIR [--csv per_image.csv] [--pred_suffix _gland_proposal]
-                                   [--threshold T] [--details] [--allow-missing]
+                                   [--threshold T] [--details] [--allow-missing] [--groups Grade.csv]
 
 Gland = proposal value > 0 (border or interior); maps must be 0/1/2 proposals (or the original
 0/127/254) or binary masks, anything else is an error unless ``--threshold T`` (gland = value > T) is
 given. Ground truth > 0 is gland (instance ids collapse); a colour image as a mask is an error. Prints
 the pooled metrics (``evaluation/pixel.py``); ``--details`` adds pooled precision, recall and gland
-fractions; ``--csv`` writes a per-image table plus a final ``POOLED`` row. Two maps of one stem are
-refused; a missing or mismatched mask is reported on one line and the rest are still evaluated (exit
-1); ground-truth images without a map fail the run unless ``--allow-missing``.
+fractions; ``--groups TABLE`` adds one line per group of images (GlaS's ``Grade.csv``: benign and
+malignant, or with ``--group-column`` the finer grades), pooled over that group's images
+(``evaluation/groups.py``); ``--csv`` writes a per-image table plus a final ``POOLED`` row. Two maps
+of one stem are refused; a missing or mismatched mask is reported on one line and the rest are still
+evaluated (exit 1); ground-truth images without a map fail the run unless ``--allow-missing``.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import sys
 
 from common.io import InputError, write_csv
 from evaluation.folders import PIXEL_FIELDS, details_line, pixel_fields, run_reporting_errors, score_pixels
+from evaluation.groups import UNLISTED, group_line, group_scores, read_groups
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,8 +31,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pred_suffix", default="", help="strip this from prediction names before matching")
     p.add_argument("--threshold", type=float, help="score value > THRESHOLD as gland (soft or multi-valued maps)")
     p.add_argument("--details", action="store_true", help="also pooled precision, recall and gland fractions")
+    p.add_argument("--groups", metavar="CSV", help="also score each group of images of this table (first column "
+                   "the image names), e.g. GlaS's Grade.csv: one line per grade")
+    p.add_argument("--group-column", metavar="NAME",
+                   help="the table's group column (default: ' grade (GlaS)' where present, else the second)")
     p.add_argument("--allow-missing", action="store_true", help="score although some GT images have no map")
     args = p.parse_args(argv)
+    groups = None
+    if args.groups:
+        try:
+            groups = read_groups(args.groups, args.group_column)
+        except InputError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     outcome = run_reporting_errors(score_pixels, args.pred_dir, args.gt_dir, args.pred_suffix, args.threshold,
                                    allow_missing=args.allow_missing)
     if outcome is None:
@@ -40,9 +54,16 @@ def main(argv: list[str] | None = None) -> int:
           f"IoU_gland: {m['IoU_gland']}  Dice: {m['Dice']}" + (f"  (per-image: {args.csv})" if args.csv else ""))
     if args.details:
         print(details_line(pooled))
+    if groups is not None:
+        for name, entry in group_scores(rows, groups).items():
+            print(group_line(name, entry))
     if args.csv:
+        fields = PIXEL_FIELDS
+        if groups is not None:
+            rows = [{**row, "group": groups.get(row["image"], UNLISTED)} for row in rows]
+            fields = (*fields, "group")
         try:
-            write_csv(args.csv, [*rows, {"image": "POOLED", **m}], PIXEL_FIELDS)
+            write_csv(args.csv, [*rows, {"image": "POOLED", **m}], fields)
         except OSError as err:
             print(f"error: {InputError(args.csv, f'cannot write ({err.strerror or err})')}", file=sys.stderr)
             return 2

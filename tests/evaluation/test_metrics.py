@@ -64,3 +64,49 @@ def test_authors_reference_train_51(reference_root, glas_root, capsys):
     miou = float(out.split("mIoU: ")[1].split()[0])
     assert round(miou, 3) == 0.699
     assert rc == 1  # the border-proposal file has no mask named after it, and says so
+
+
+def _write_pair(root, name: str, pred: np.ndarray, gt: np.ndarray) -> None:
+    write_png(root / "p" / f"{name}.png", pred.astype(np.uint8) * 255)
+    write_png(root / "g" / f"{name}.png", gt.astype(np.uint8) * 255)
+
+
+def test_groups_pool_each_grade_like_the_whole_set(tmp_path, rng, capsys):
+    """Each group's line equals the pooled metrics of its own images; GlaS's CR-only table reads."""
+    eval_proposals = load_tool("eval_proposals")
+    pairs = {name: (rng.random((8, 12)) > 0.5, rng.random((8, 12)) > 0.4) for name in ("a", "b", "c", "d")}
+    for name, (pred, gt) in pairs.items():
+        _write_pair(tmp_path, name, pred, gt)
+    # GlaS's Grade.csv: '\r' line ends, spaces before headers and values, a finer grade in the last column
+    (tmp_path / "grade.csv").write_bytes(b"name,patient ID, grade (GlaS), grade (fine)\ra.bmp,1, benign, healthy\r"
+                                         b"b,1, malignant, poor\rc,2, benign, adenomatous\r")
+    rc = eval_proposals.main([str(tmp_path / "p"), str(tmp_path / "g"), "--groups", str(tmp_path / "grade.csv"),
+                              "--csv", str(tmp_path / "t.csv")])
+    out = capsys.readouterr().out
+    assert rc == 0
+    lines = {line.split(":")[0]: line for line in out.splitlines() if line.startswith("group ")}
+    assert list(lines) == ["group (not in the table)", "group benign", "group malignant"]
+    for group, names in (("benign", "ac"), ("malignant", "b"), ("(not in the table)", "d")):
+        expected = pooled_metrics([pairs[n] for n in names])
+        assert f"images: {len(names)}  mIoU: {expected['mIoU']:.4f}  Dice: {expected['Dice']:.4f}" in lines[
+            f"group {group}"]
+    table = (tmp_path / "t.csv").read_text().splitlines()
+    assert table[0].endswith(",group") and table[1].startswith("a,") and table[1].endswith(",benign")
+
+
+def test_group_column_by_name_and_its_refusals(tmp_path, rng, capsys):
+    evaluate = load_tool("evaluate")
+    pred, gt = rng.random((8, 8)) > 0.5, rng.random((8, 8)) > 0.5
+    _write_pair(tmp_path, "a", pred, gt)
+    (tmp_path / "grade.csv").write_text("name,patient ID, grade (GlaS), grade (fine)\na,1, benign, healthy\n")
+    assert evaluate.main([str(tmp_path / "p"), str(tmp_path / "g"), "--no-hausdorff", "--groups",
+                          str(tmp_path / "grade.csv"), "--group-column", "grade (fine)"]) == 0
+    out = capsys.readouterr().out
+    assert "group healthy: images: 1" in out and "obj_F1:" in out.splitlines()[-1]
+    rc = evaluate.main([str(tmp_path / "p"), str(tmp_path / "g"), "--groups", str(tmp_path / "grade.csv"),
+                        "--group-column", "stage"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert "grade.csv: no column 'stage'" in err and "'grade (GlaS)'" in err
+    rc = evaluate.main([str(tmp_path / "p"), str(tmp_path / "g"), "--groups", str(tmp_path / "absent.csv")])
+    assert rc == 2 and "absent.csv: cannot read the group table" in capsys.readouterr().err

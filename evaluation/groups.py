@@ -1,0 +1,90 @@
+"""Scores per group of images: pooled metrics of each grade (GlaS: benign / malignant) of one set.
+
+A pooled score over a whole set hides where a model fails; GlaS ships a table of each image's grade
+(``Grade.csv``: ``name``, ``patient ID``, `` grade (GlaS)`` benign/malignant, and the finer
+`` grade (Sirinukunwattana et al. 2015)``: healthy, adenomatous, moderately / poorly differentiated).
+:func:`read_groups` reads such a table (any CSV whose first column names the images), and
+:func:`group_scores` pools the per-image rows of :mod:`evaluation.folders` over each group exactly as
+the whole set is pooled, so a group's numbers are the set's numbers restricted to its images.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from common.io import InputError, is_image_file
+from evaluation.glas_objects import ObjectSums
+from evaluation.pixel import PooledCounts
+
+# GlaS's table has both a coarse and a fine grade; the coarse one is the split the challenge reports.
+DEFAULT_COLUMNS = ("grade (GlaS)",)
+UNLISTED = "(not in the table)"
+
+
+def read_groups(path: str | os.PathLike, column: str | None = None) -> dict[str, str]:
+    """``{image stem: group}`` from a CSV table whose first column names the images.
+
+    ``column`` picks the group column by its header (surrounding spaces ignored: GlaS's headers have
+    them); by default `` grade (GlaS)`` where the table has it, else the second column. Names lose
+    any image extension, so ``testA_1`` and ``testA_1.bmp`` match the same prediction. Line endings
+    may be ``\\r`` alone (GlaS's ``Grade.csv`` has them).
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="") as fh:
+            table = [row for row in csv.reader(fh) if any(cell.strip() for cell in row)]
+    except OSError as err:
+        raise InputError(path, f"cannot read the group table ({err.strerror or err})") from err
+    except (csv.Error, UnicodeDecodeError) as err:
+        raise InputError(path, f"not a CSV table ({err})") from err
+    if len(table) < 2 or len(table[0]) < 2:
+        raise InputError(path, "a group table needs a header row, a name column and a group column")
+    header = [cell.strip() for cell in table[0]]
+    if column is None:
+        index = next((header.index(c) for c in DEFAULT_COLUMNS if c in header), 1)
+    elif column.strip() in header:
+        index = header.index(column.strip())
+    else:
+        raise InputError(path, f"no column {column.strip()!r}; the table has {', '.join(map(repr, header))}")
+    groups: dict[str, str] = {}
+    for line, row in enumerate(table[1:], start=2):
+        if len(row) <= index:
+            raise InputError(path, f"line {line} has no {header[index]!r} value")
+        name = row[0].strip()
+        groups[Path(name).stem if is_image_file(name) else name] = row[index].strip()
+    return groups
+
+
+def group_scores(rows: Iterable[Mapping], groups: Mapping[str, str]) -> dict[str, dict]:
+    """Pool the per-image rows of a set over each group, in sorted group order.
+
+    ``rows`` are those of :func:`evaluation.folders.score_pixels` or ``score_objects``: each carries
+    its image's ``pixels`` (:class:`PooledCounts`) and, from ``score_objects``, ``objects``
+    (:class:`ObjectSums`). Returns ``{group: {"images": n, "pixels": PooledCounts, "objects":
+    ObjectSums | None}}``; images missing from ``groups`` form the group ``UNLISTED``.
+    """
+    out: dict[str, dict] = {}
+    for row in rows:
+        group = groups.get(row["image"], UNLISTED)
+        entry = out.setdefault(group, {"images": 0, "pixels": PooledCounts(), "objects": None})
+        entry["images"] += 1
+        entry["pixels"] += row["pixels"]
+        if row.get("objects") is not None:
+            entry["objects"] = entry["objects"] or ObjectSums()
+            entry["objects"] += row["objects"]
+    return dict(sorted(out.items()))
+
+
+def group_line(name: str, entry: Mapping) -> str:
+    """One printed line: the group's pooled mIoU, Dice, precision / recall and, if scored, object metrics."""
+    pixels: PooledCounts = entry["pixels"]
+    d = pixels.details()
+    line = (f"group {name}: images: {entry['images']}  mIoU: {pixels.miou():.4f}  Dice: {pixels.dice():.4f}  "
+            f"precision: {d['precision']:.4f}  recall: {d['recall']:.4f}  "
+            f"pred_fraction: {d['pred_fraction']:.4f}  gt_fraction: {d['gt_fraction']:.4f}")
+    objects: ObjectSums | None = entry["objects"]
+    if objects is not None:
+        line += f"  obj_F1: {objects.f1:.4f}  obj_Dice: {objects.dice:.4f}  obj_Hausdorff: {objects.hausdorff:.2f}"
+    return line
