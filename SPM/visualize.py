@@ -23,6 +23,25 @@ def colorize_clusters(labels: np.ndarray) -> np.ndarray:
     return _PALETTE[labels.astype(np.intp) % len(_PALETTE)]
 
 
+def clusters_from_colours(colours: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`colorize_clusters` for ids below the palette's length.
+
+    Args:
+        colours: ``(H, W, 3)`` BGR colour map as ``colorize_clusters`` wrote it (a lossless PNG).
+
+    Returns:
+        ``(H, W)`` int cluster ids, -1 where a pixel has no palette colour.
+    """
+    if colours.ndim != 3 or colours.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) colour map, got shape {colours.shape}")
+    packed = colours.astype(np.int32) @ np.array([1 << 16, 1 << 8, 1], np.int32)
+    keys = _PALETTE.astype(np.int32) @ np.array([1 << 16, 1 << 8, 1], np.int32)
+    order = np.argsort(keys)
+    pos = np.clip(np.searchsorted(keys[order], packed), 0, len(keys) - 1)
+    ids = order[pos]
+    return np.where(keys[ids] == packed, ids, -1)
+
+
 def overlay_proposal(image_bgr: np.ndarray, proposal_map: np.ndarray, alpha: float = 0.45) -> np.ndarray:
     """Blend border (red) and interior (green) of a 0/1/2 proposal map over the image."""
     out = image_bgr.astype(np.float32)
