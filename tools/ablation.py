@@ -22,7 +22,10 @@ row's masks after SPM's interior rule (holes smaller than AREA px filled; the ``
 the opt-in post-processing is compared on all rows alike. ``--validate IMAGES MASKS`` also predicts a
 declared validation set (e.g. the train images and their masks, never the test set) with the same
 protocol and reports its pooled mIoU / Dice / precision / recall (the ``val_*`` columns): the signal
-for choosing between recipes without looking at the test set.
+for choosing between recipes without looking at the test set. ``--groups TABLE`` (GlaS's
+``Grade.csv``; ``--group-column`` as in ``tools/evaluate.py``) adds each group's pooled mIoU on the
+evaluation set (``mIoU_<group>``) and on the validation set (``val_mIoU_<group>``): a recipe that gains
+on benign mucosa and loses on adenocarcinoma shows it.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ import numpy as np
 from common.io import InputError, list_files, read_mask, write_csv, write_png
 from common.morphology import remove_small_holes
 from evaluation.folders import OBJECT_FIELDS, score_objects, score_pixels
+from evaluation.groups import group_scores, read_groups
 from MSG.datasets.tta import positive_ratio
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,25 +113,37 @@ def fill_masks(mask_dir: Path, out_dir: Path, area: int) -> Path:
     return out_dir
 
 
-def validation_fields(pred_dir: Path, masks: Path) -> dict[str, str]:
-    """Pooled mIoU / Dice / precision / recall of ``pred_dir`` against the declared validation masks."""
-    counts, _, pairing = score_pixels(pred_dir, masks)
+def group_fields(rows: list[dict], groups: dict[str, str] | None, prefix: str = "") -> dict[str, str]:
+    """``{prefix}mIoU_<group>`` columns: each group's pooled mIoU over ``rows`` (none without groups)."""
+    if groups is None:
+        return {}
+    return {f"{prefix}mIoU_{name}": f"{entry['pixels'].miou():.4f}"
+            for name, entry in group_scores(rows, groups).items()}
+
+
+def validation_fields(pred_dir: Path, masks: Path, groups: dict[str, str] | None = None) -> dict[str, str]:
+    """Pooled mIoU / Dice / precision / recall of ``pred_dir`` against the declared validation masks
+    (and each group's mIoU with ``groups``)."""
+    counts, rows, pairing = score_pixels(pred_dir, masks)
     if pairing.errors:
         raise InputError(pred_dir, "; ".join(pairing.errors))
     details = counts.details()
     return {"val_mIoU": f"{counts.miou():.4f}", "val_Dice": f"{counts.dice():.4f}",
-            "val_precision": f"{details['precision']:.4f}", "val_recall": f"{details['recall']:.4f}"}
+            "val_precision": f"{details['precision']:.4f}", "val_recall": f"{details['recall']:.4f}",
+            **group_fields(rows, groups, "val_")}
 
 
-def score(pred_dir: Path, masks: Path, hausdorff: bool, csv_path: Path) -> dict:
-    """``tools/evaluate.py``'s metrics of a folder of masks/maps; per-image table to ``csv_path``."""
+def score(pred_dir: Path, masks: Path, hausdorff: bool, csv_path: Path, groups: dict[str, str] | None = None
+          ) -> dict:
+    """``tools/evaluate.py``'s metrics of a folder of masks/maps; per-image table to ``csv_path``;
+    ``summary["groups"]`` holds the ``mIoU_<group>`` columns (empty without ``groups``)."""
     summary, per_image, pairing = score_objects(pred_dir, masks, hausdorff)
     for line in pairing.errors:
         print(f"error: {line}", file=sys.stderr)
     for line in summary["notices"]:
         print(f"note: {line}", file=sys.stderr)
     write_csv(csv_path, per_image, OBJECT_FIELDS)
-    return summary
+    return summary | {"groups": group_fields(per_image, groups)}
 
 
 class StepFailed(RuntimeError):
@@ -163,8 +179,18 @@ def main(argv: list[str] | None = None) -> int:
                    help="also score each row's masks with holes smaller than AREA px filled")
     p.add_argument("--validate", type=Path, nargs=2, metavar=("IMAGES", "MASKS"),
                    help="also predict and score this declared validation set (never the test set)")
+    p.add_argument("--groups", type=Path, metavar="CSV",
+                   help="also each group's mIoU, groups from this table (e.g. GlaS's Grade.csv)")
+    p.add_argument("--group-column", metavar="NAME", help="the table's group column (as tools/evaluate.py)")
     p.add_argument("--cfg-options", nargs="+", default=[], help="extra overrides for every variant")
     args = p.parse_args(argv)
+    args.group_of = None
+    if args.groups:
+        try:
+            args.group_of = read_groups(args.groups, args.group_column)
+        except InputError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     for folder in (args.images, args.masks, *(args.validate or ())):
         if not folder.is_dir():
             print(f"error: {folder}: folder not found (see glas/README.md)", file=sys.stderr)
@@ -189,7 +215,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def table_fields(args: argparse.Namespace) -> tuple[str, ...]:
-    return FIELDS + (FILL_FIELDS if args.fill_holes else ()) + (VAL_FIELDS if args.validate else ())
+    names = sorted(set(args.group_of.values())) if args.group_of else []
+    groups = tuple(f"mIoU_{name}" for name in names)
+    val_groups = tuple(f"val_mIoU_{name}" for name in names) if args.validate else ()
+    return (FIELDS + groups + (FILL_FIELDS if args.fill_holes else ())
+            + (VAL_FIELDS + val_groups if args.validate else ()))
 
 
 def fill_fields(args: argparse.Namespace, mask_dir: Path, out_dir: Path, csv_path: Path) -> dict[str, str]:
@@ -207,9 +237,10 @@ def run_variants(args: argparse.Namespace, configs: dict[str, Path]) -> list[dic
     rows = []
     fields = table_fields(args)
     if args.proposals:
-        summary = score(args.proposals, args.masks, args.hausdorff, args.work_root / "per_image_proposals.csv")
+        summary = score(args.proposals, args.masks, args.hausdorff, args.work_root / "per_image_proposals.csv",
+                        args.group_of)
         rows.append({"variant": "proposals", "config": "SPM", "images": summary["images"],
-                     **{k: f"{summary[k]:.4f}" for k in METRICS},
+                     **{k: f"{summary[k]:.4f}" for k in METRICS}, **summary["groups"],
                      **fill_fields(args, args.proposals, args.work_root / f"proposals_fill{args.fill_holes}",
                                    args.work_root / "per_image_proposals_fill.csv")})
     for variant, config in configs.items():
@@ -228,17 +259,18 @@ def run_variants(args: argparse.Namespace, configs: dict[str, Path]) -> list[dic
         run([sys.executable, "tools/predict.py", str(config), str(checkpoint), str(args.images), "--out", str(pred),
              *tta_flags])
         predict_s = time.perf_counter() - predict_start
-        summary = score(pred / "masks", args.masks, args.hausdorff, work_dir / f"per_image_{pred.name}.csv")
+        summary = score(pred / "masks", args.masks, args.hausdorff, work_dir / f"per_image_{pred.name}.csv",
+                        args.group_of)
         row = {"variant": variant, "config": config.name, "iters": n,
                "s_per_iter": f"{seconds_per_iter(work_dir):.3f}", "predict_s": f"{predict_s:.0f}",
-               "images": summary["images"], **{k: f"{summary[k]:.4f}" for k in METRICS},
+               "images": summary["images"], **{k: f"{summary[k]:.4f}" for k in METRICS}, **summary["groups"],
                **fill_fields(args, pred / "masks", pred / f"masks_fill{args.fill_holes}",
                              work_dir / f"per_image_{pred.name}_fill.csv")}
         if args.validate:
             val_pred = work_dir / ("val_" + pred.name)
             run([sys.executable, "tools/predict.py", str(config), str(checkpoint), str(args.validate[0]),
                  "--out", str(val_pred), *tta_flags])
-            row.update(validation_fields(val_pred / "masks", args.validate[1]))
+            row.update(validation_fields(val_pred / "masks", args.validate[1], args.group_of))
         rows.append(row)
         print(f"[{variant}] done in {time.perf_counter() - start:.0f} s: {rows[-1]}", flush=True)
         write_csv(args.work_root / "ablation.csv", rows, fields)

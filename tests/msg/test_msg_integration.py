@@ -151,8 +151,10 @@ def test_ablation_trains_predicts_evaluates_and_resumes(patches, tmp_path, capfd
             "--images", str(patches / "glas" / "images"), "--masks", str(patches / "glas" / "masks"),
             "--work-root", str(work), "--cfg-options", f"train_dataloader.dataset.data_root={patches / 'patches'}"]
     proposals = patches / "spm" / "cluster_5_nConv_3" / "gland_proposal"
+    (tmp_path / "grade.csv").write_text("name,grade (GlaS)\nsyn_0,benign\nsyn_1,malignant\n")
     assert ablation.main([*argv, "--proposals", str(proposals), "--fill-holes", "40",
-                          "--validate", str(patches / "glas" / "images"), str(patches / "glas" / "masks")]) == 0
+                          "--validate", str(patches / "glas" / "images"), str(patches / "glas" / "masks"),
+                          "--groups", str(tmp_path / "grade.csv")]) == 0
     out = capfd.readouterr().out
     assert "model.decode_head.omission.start_iter=1" in out  # 2 of 4 in the config -> 1 of 2
     assert "decode.relabel_frac" in out and "decode.loss_variation" in out  # from the msg run only
@@ -168,12 +170,17 @@ def test_ablation_trains_predicts_evaluates_and_resumes(patches, tmp_path, capfd
         # the declared validation set (here the same two images) through the same protocol
         validation, _, _ = score_objects(work / row["variant"] / "val_pred" / "masks", patches / "glas" / "masks")
         assert row["val_mIoU"] == f"{validation['mIoU']:.4f}"
+        # one image per grade: each group's mIoU is that image's own (evaluation and validation sets)
+        for prefix, folder in (("", "pred"), ("val_", "val_pred")):
+            _, per_image, _ = score_objects(work / row["variant"] / folder / "masks", patches / "glas" / "masks")
+            own = {r["image"]: r["mIoU"] for r in per_image}
+            assert (row[f"{prefix}mIoU_benign"], row[f"{prefix}mIoU_malignant"]) == (own["syn_0"], own["syn_1"])
         filled, _, _ = score_objects(work / row["variant"] / "pred" / "masks_fill40", patches / "glas" / "masks")
         assert row["fill_mIoU"] == f"{filled['mIoU']:.4f}"
         np.testing.assert_array_equal(
             read_mask(work / row["variant"] / "pred" / "masks_fill40" / "syn_1.png") > 0,
             remove_small_holes(read_mask(work / row["variant"] / "pred" / "masks" / "syn_1.png") > 0, 40))
-    rows = [{k: v for k, v in r.items() if not k.startswith(("fill_", "val_"))} for r in rows]
+    rows = [{k: v for k, v in r.items() if not k.startswith(("fill_", "val_", "mIoU_"))} for r in rows]
     assert (work / "ce" / "iter_2.pth").is_file() and (work / "msg" / "pred" / "masks" / "syn_1.png").is_file()
     # A second call reuses the finished checkpoints and reproduces the table.
     assert ablation.main(argv) == 0
