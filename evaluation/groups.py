@@ -9,9 +9,10 @@ the whole set is pooled, so a group's numbers are the set's numbers restricted t
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from common.io import InputError, is_image_file
@@ -21,6 +22,22 @@ from evaluation.pixel import PooledCounts
 # GlaS's table has both a coarse and a fine grade; the coarse one is the split the challenge reports.
 DEFAULT_COLUMNS = ("grade (GlaS)",)
 UNLISTED = "(not in the table)"
+
+
+def add_group_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--groups CSV`` and ``--group-column NAME``, as the evaluation tools take them."""
+    parser.add_argument("--groups", metavar="CSV", help="also score each group of images of this table (first "
+                        "column the image names), e.g. GlaS's Grade.csv: one line per grade")
+    parser.add_argument("--group-column", metavar="NAME",
+                        help="the table's group column (default: ' grade (GlaS)' where present, else the second)")
+
+
+def with_group_column(rows: list[dict], fields: Sequence[str], groups: Mapping[str, str] | None
+                      ) -> tuple[list[dict], tuple[str, ...]]:
+    """Per-image rows and CSV fields with each image's ``group`` added (unchanged without ``groups``)."""
+    if groups is None:
+        return rows, tuple(fields)
+    return [{**row, "group": groups.get(row["image"], UNLISTED)} for row in rows], (*fields, "group")
 
 
 def read_groups(path: str | os.PathLike, column: str | None = None) -> dict[str, str]:

@@ -41,7 +41,7 @@ import numpy as np
 from common.io import InputError, list_files, read_mask, write_csv, write_png
 from common.morphology import remove_small_holes
 from evaluation.folders import OBJECT_FIELDS, score_objects, score_pixels
-from evaluation.groups import group_scores, read_groups
+from evaluation.groups import add_group_arguments, group_scores, read_groups
 from MSG.datasets.tta import positive_ratio
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,18 +179,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="also score each row's masks with holes smaller than AREA px filled")
     p.add_argument("--validate", type=Path, nargs=2, metavar=("IMAGES", "MASKS"),
                    help="also predict and score this declared validation set (never the test set)")
-    p.add_argument("--groups", type=Path, metavar="CSV",
-                   help="also each group's mIoU, groups from this table (e.g. GlaS's Grade.csv)")
-    p.add_argument("--group-column", metavar="NAME", help="the table's group column (as tools/evaluate.py)")
+    add_group_arguments(p)
     p.add_argument("--cfg-options", nargs="+", default=[], help="extra overrides for every variant")
     args = p.parse_args(argv)
-    args.group_of = None
-    if args.groups:
-        try:
-            args.group_of = read_groups(args.groups, args.group_column)
-        except InputError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+    try:
+        args.group_of = read_groups(args.groups, args.group_column) if args.groups else None
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     for folder in (args.images, args.masks, *(args.validate or ())):
         if not folder.is_dir():
             print(f"error: {folder}: folder not found (see glas/README.md)", file=sys.stderr)

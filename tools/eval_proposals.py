@@ -20,7 +20,7 @@ import sys
 
 from common.io import InputError, write_csv
 from evaluation.folders import PIXEL_FIELDS, details_line, pixel_fields, run_reporting_errors, score_pixels
-from evaluation.groups import UNLISTED, group_line, group_scores, read_groups
+from evaluation.groups import add_group_arguments, group_line, group_scores, read_groups, with_group_column
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,19 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pred_suffix", default="", help="strip this from prediction names before matching")
     p.add_argument("--threshold", type=float, help="score value > THRESHOLD as gland (soft or multi-valued maps)")
     p.add_argument("--details", action="store_true", help="also pooled precision, recall and gland fractions")
-    p.add_argument("--groups", metavar="CSV", help="also score each group of images of this table (first column "
-                   "the image names), e.g. GlaS's Grade.csv: one line per grade")
-    p.add_argument("--group-column", metavar="NAME",
-                   help="the table's group column (default: ' grade (GlaS)' where present, else the second)")
+    add_group_arguments(p)
     p.add_argument("--allow-missing", action="store_true", help="score although some GT images have no map")
     args = p.parse_args(argv)
-    groups = None
-    if args.groups:
-        try:
-            groups = read_groups(args.groups, args.group_column)
-        except InputError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+    try:
+        groups = read_groups(args.groups, args.group_column) if args.groups else None
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     outcome = run_reporting_errors(score_pixels, args.pred_dir, args.gt_dir, args.pred_suffix, args.threshold,
                                    allow_missing=args.allow_missing)
     if outcome is None:
@@ -58,10 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, entry in group_scores(rows, groups).items():
             print(group_line(name, entry))
     if args.csv:
-        fields = PIXEL_FIELDS
-        if groups is not None:
-            rows = [{**row, "group": groups.get(row["image"], UNLISTED)} for row in rows]
-            fields = (*fields, "group")
+        rows, fields = with_group_column(rows, PIXEL_FIELDS, groups)
         try:
             write_csv(args.csv, [*rows, {"image": "POOLED", **m}], fields)
         except OSError as err:
