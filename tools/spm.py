@@ -26,19 +26,10 @@ import torch
 from common.batch import ImageOutcome, claim_output_root, run_image_batch
 from common.cli import exit_cleanly_on_sigterm, int_at_least, resolve_device
 from common.hardware import keep_freed_memory
-from common.io import (
-    InputError,
-    prepare_batch,
-    write_png,
-)
+from common.io import InputError, prepare_batch
+from SPM.outputs import SUMMARY_FIELDS, write_proposal
 from SPM.pipeline import GroupMiner
 from SPM.train import CSNetTrainer, SPMTrainConfig
-from SPM.visualize import colorize_clusters, overlay_proposal
-
-SUMMARY_FIELDS = (
-    "image", "status", "height", "width", "selected_cluster", "cluster_mean_gray",
-    "border_fraction", "gland_fraction", "seconds", "warnings",
-)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -136,16 +127,7 @@ def run(args: argparse.Namespace, device: torch.device, files: list[Path], out: 
             status(f"step {it + 1}/{cfg.max_iter} loss {loss:.3f}")
 
         mined = miner(path, on_step=on_step)
-        prop, name = mined.proposal, path.stem
-        write_png(out["border_proposal"] / f"{name}.png", prop.border.astype("uint8") * 255)
-        write_png(out["cluster_label"] / f"{name}.png", colorize_clusters(mined.labels))
-        write_png(out["overlay"] / f"{name}.png", overlay_proposal(mined.image, prop.proposal_map))
-        write_png(out["gland_proposal"] / f"{name}.png", prop.proposal_map)  # last: marks the image as done
-        h, w = prop.proposal_map.shape
-        return ImageOutcome({
-            "height": h, "width": w, "selected_cluster": prop.cluster, "cluster_mean_gray": f"{prop.cluster_gray:.3f}",
-            "border_fraction": f"{prop.border.mean():.5f}", "gland_fraction": f"{prop.gland.mean():.5f}",
-        }, mined.warnings)
+        return ImageOutcome(write_proposal(out, path.stem, mined.image, mined.proposal, mined.labels), mined.warnings)
 
     start = time.perf_counter()
     counts = run_image_batch(files, mine, done_marker, summary,

@@ -24,12 +24,10 @@ import cv2
 
 from common.batch import ImageOutcome, claim_output_root, run_image_batch
 from common.cli import exit_cleanly_on_sigterm, int_at_least
-from common.io import InputError, check_outside_inputs, prepare_batch, read_bgr, write_png
+from common.io import InputError, check_outside_inputs, prepare_batch, read_bgr
+from SPM.outputs import SUMMARY_FIELDS, write_proposal
 from SPM.select import mine_proposal
-from SPM.visualize import _PALETTE, clusters_from_colours, overlay_proposal
-
-SUMMARY_FIELDS = ("image", "status", "height", "width", "selected_cluster", "cluster_mean_gray",
-                  "border_fraction", "gland_fraction", "seconds", "warnings")
+from SPM.visualize import _PALETTE, clusters_from_colours
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -91,17 +89,9 @@ def run(args: argparse.Namespace, files: list[Path], out: dict[str, Path], k: in
         labels = clusters_from_colours(colours)
         if (labels < 0).any() or labels.max() >= k:
             raise InputError(colour_path, f"colours that are not SPM's {k}-cluster palette: not a cluster map")
-        mined = mine_proposal(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), labels, k,
-                              args.min_border_pixels, args.hole_area)
-        write_png(out["border_proposal"] / f"{name}.png", mined.border.astype("uint8") * 255)
-        write_png(out["overlay"] / f"{name}.png", overlay_proposal(image, mined.proposal_map))
-        write_png(out["gland_proposal"] / f"{name}.png", mined.proposal_map)  # last: marks the image as done
-        h, w = mined.proposal_map.shape
-        return ImageOutcome({
-            "height": h, "width": w, "selected_cluster": mined.cluster,
-            "cluster_mean_gray": f"{mined.cluster_gray:.3f}", "border_fraction": f"{mined.border.mean():.5f}",
-            "gland_fraction": f"{mined.gland.mean():.5f}",
-        }, warnings + mined.warnings)
+        proposal = mine_proposal(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), labels, k,
+                                 args.min_border_pixels, args.hole_area)
+        return ImageOutcome(write_proposal(out, name, image, proposal), warnings + proposal.warnings)
 
     counts = run_image_batch(files, select, lambda name: out["gland_proposal"] / f"{name}.png",
                              args.output_root / "summary.csv", SUMMARY_FIELDS, skip_existing=args.skip_existing)
