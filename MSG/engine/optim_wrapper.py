@@ -20,6 +20,7 @@ from contextlib import contextmanager
 
 import torch
 from mmengine.device import get_device
+from mmengine.dist import broadcast_object_list, get_rank, is_distributed
 from mmengine.logging import print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmseg.registry import OPTIM_WRAPPERS
@@ -43,9 +44,7 @@ class BF16OptimWrapper(AmpOptimWrapper):
         self._scale_update_param = None
         self.cast_dtype = torch.bfloat16
         self.device_type = get_device()
-        if bf16 is None:
-            bf16 = self.device_type in ("cpu", "cuda") and bf16_supported(torch.device(self.device_type))
-        self.bf16 = bf16
+        self.bf16 = self._agreed_bf16() if bf16 is None else bf16
         # A disabled scaler keeps AmpOptimWrapper's backward/step/state_dict code paths valid.
         self.loss_scaler = torch.amp.GradScaler(self.device_type if self.device_type == "cuda" else "cpu",
                                                 enabled=False)
@@ -53,6 +52,22 @@ class BF16OptimWrapper(AmpOptimWrapper):
             print_log(f"BF16OptimWrapper: bf16 does not pay on this {self.device_type} (emulated, or measured "
                       "slower than fp32); training in fp32",
                       logger="current", level=30)
+
+    def _agreed_bf16(self) -> bool:
+        """Whether bf16 pays here, decided once for all ranks of a distributed run by rank 0.
+
+        On a CPU the choice is timed in each process, and two ranks measuring at once can come out
+        differently; ranks in different precisions would then exchange SyncBN statistics of different
+        dtypes and abort.
+        """
+        def pays() -> bool:
+            return self.device_type in ("cpu", "cuda") and bf16_supported(torch.device(self.device_type))
+
+        if not is_distributed():
+            return pays()
+        choice = [pays() if get_rank() == 0 else None]
+        broadcast_object_list(choice, src=0)
+        return bool(choice[0])
 
     @contextmanager
     def optim_context(self, model: nn.Module):

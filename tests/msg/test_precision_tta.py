@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib.util
+import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -135,6 +137,37 @@ def test_bf16_runs_only_where_native_and_measured_faster(monkeypatch):
     assert not bf16_supported(cpu) and len(asked) == 4  # emulated bf16 is never timed
     monkeypatch.setenv(BF16_ENV, "1")
     assert bf16_supported(cpu) and len(asked) == 4  # the override skips the measurement
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+def test_bf16_timing_probe_runs_under_an_inference_callers_mode(monkeypatch, tmp_path, mode):
+    """The first to ask may be inference (PiCIE's feature pass): the timed probe still backpropagates."""
+    monkeypatch.delenv(BF16_ENV, raising=False)
+    monkeypatch.setenv("MSSG_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(precision, "bf16_native", lambda device: True)
+    with torch.no_grad() if mode == "no_grad" else torch.inference_mode():
+        choice = bf16_faster(torch.device("cpu"))
+    cached = json.loads((tmp_path / "choices.json").read_text())
+    assert [v for k, v in cached.items() if k.startswith("bf16-vs-fp32-conv|")] == ["bf16" if choice else "fp32"]
+
+
+def _wrapper_choice_on_rank(rank: int, init_file: str, overrides: list[str], out_dir: str) -> None:
+    os.environ[BF16_ENV] = overrides[rank]
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        wrapper = BF16OptimWrapper(optimizer=torch.optim.SGD([torch.zeros(1)], lr=1))
+        Path(out_dir, f"rank{rank}").write_text(str(wrapper.bf16))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.parametrize("overrides", [["1", "0"], ["0", "1"]])
+def test_bf16_choice_is_rank_zeros_on_every_rank(tmp_path, overrides):
+    """Ranks that measured differently would train in different precisions: rank 0 decides for all."""
+    torch.multiprocessing.spawn(_wrapper_choice_on_rank, args=(str(tmp_path / "init"), overrides, str(tmp_path)),
+                                nprocs=2)
+    expected = str(overrides[0] == "1")
+    assert [(tmp_path / f"rank{r}").read_text() for r in (0, 1)] == [expected, expected]
 
 
 def test_bf16_wrapper_is_registered_builds_on_cpu_and_checkpoints():
