@@ -122,12 +122,8 @@ def fast_path_settings(device: torch.device, cfg: SPMTrainConfig) -> tuple[bool,
     def steps(channels_last: bool) -> Callable[[], None]:
         trainer = CSNetTrainer(dataclasses.replace(cfg, max_iter=2), device, compile=False)
         trainer.use_bf16, trainer.channels_last = False, channels_last
-
-        def run() -> None:
-            with torch.inference_mode(False), torch.enable_grad():  # whatever the first caller's mode
-                trainer.fit(torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(0)), seed=0)
-
-        return run
+        # made inside the timed run: an image made in the caller's inference_mode could not be trained on
+        return lambda: trainer.fit(torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(0)), seed=0)
 
     layout = timed_choice(f"csnet-fp32-layout-{cfg.n_channels}x{cfg.n_conv}",
                           {"channels_last": steps(True), "nchw": steps(False)})

@@ -105,8 +105,9 @@ def timed_choice(what: str, candidates: dict[str, Callable[[], None]], repeats: 
     """The fastest of ``candidates`` (name -> one timed run) on this machine, measured once and cached.
 
     Each candidate runs once to warm up, then ``repeats`` times, alternating so that load drifts hit
-    all alike; the median decides. The result is stored under :func:`cache_dir` keyed by
-    :func:`machine_key`, so later runs on the same machine reuse it without measuring.
+    all alike; the median decides. Candidates run with autograd on, whatever the caller's mode. The
+    result is stored under :func:`cache_dir` keyed by :func:`machine_key`, so later runs on the same
+    machine reuse it without measuring.
     """
     key = machine_key(what)
     path = cache_dir() / "choices.json"
@@ -120,12 +121,15 @@ def timed_choice(what: str, candidates: dict[str, Callable[[], None]], repeats: 
         _decided[path, key] = known[key]
         return known[key]
     times: dict[str, list[float]] = {name: [] for name in candidates}
-    for i in range(repeats + 1):
-        for name, run in candidates.items():
-            start = time.perf_counter()
-            run()
-            if i:
-                times[name].append(time.perf_counter() - start)
+    # The first caller may be an inference path (no_grad, inference_mode): candidates that time a
+    # training step must backpropagate whatever the caller's mode.
+    with torch.inference_mode(False), torch.enable_grad():
+        for i in range(repeats + 1):
+            for name, run in candidates.items():
+                start = time.perf_counter()
+                run()
+                if i:
+                    times[name].append(time.perf_counter() - start)
     best = min(candidates, key=lambda name: statistics.median(times[name]))
     known[key] = _decided[path, key] = best
     try:

@@ -59,19 +59,15 @@ def _conv_step(bf16: bool, channels: int = 128, size: int = 48, batch: int = 2) 
     tensors: list[torch.Tensor] = []
 
     def run() -> None:
-        # The first caller may be an inference path (no_grad, inference_mode, an outer autocast): the
-        # probe times a training step whatever the caller's modes.
-        with torch.inference_mode(False), torch.enable_grad():
-            if not tensors:
-                generator = torch.Generator().manual_seed(0)
-                tensors.append(torch.randn(batch, channels, size, size, generator=generator).requires_grad_(True))
-                tensors.append((torch.randn(channels, channels, 3, 3, generator=generator) * 0.01)
-                               .requires_grad_(True))
-            x, w = tensors
-            x.grad = w.grad = None
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                y = F.conv2d(x, w, padding=1)
-            y.float().sum().backward()
+        if not tensors:
+            generator = torch.Generator().manual_seed(0)
+            tensors.append(torch.randn(batch, channels, size, size, generator=generator).requires_grad_(True))
+            tensors.append((torch.randn(channels, channels, 3, 3, generator=generator) * 0.01).requires_grad_(True))
+        x, w = tensors
+        x.grad = w.grad = None
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            y = F.conv2d(x, w, padding=1)
+        y.float().sum().backward()
 
     return run
 

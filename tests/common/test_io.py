@@ -166,6 +166,26 @@ def test_timed_choice_measures_once_and_caches(tmp_path, monkeypatch):
     assert calls == {"slow": 3, "fast": 3}  # known in this process: neither measured nor read again
 
 
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+def test_timed_choice_runs_candidates_with_autograd_under_an_inference_caller(tmp_path, monkeypatch, mode):
+    import torch
+
+    from common.hardware import timed_choice
+
+    monkeypatch.setenv("MSSG_CACHE_DIR", str(tmp_path))
+    modes = []
+
+    def step() -> None:
+        modes.append((torch.is_grad_enabled(), torch.is_inference_mode_enabled()))
+        x = torch.ones(3, requires_grad=True)
+        (x * 2).sum().backward()
+
+    with torch.no_grad() if mode == "no_grad" else torch.inference_mode():
+        assert timed_choice("autograd-probe", {"a": step, "b": step}, repeats=1) in ("a", "b")
+        assert not torch.is_grad_enabled()  # the caller's mode is back
+    assert modes == [(True, False)] * 4
+
+
 def test_spm_fast_path_without_native_bf16_is_eager_fp32(monkeypatch):
     import torch
 
