@@ -17,7 +17,7 @@
 # the config's own wrapper), EXTRA_OPTIONS (more --cfg-options for every training, e.g. a smaller batch),
 # PRETRAIN_OPTIONS (more --cfg-options for the pretraining), CONFIG and PRETRAIN_CONFIG (another
 # segmentation config with its _ce variant, and the pretraining config of its backbone), SPM_OPTIONS
-# (more tools/spm.py flags, e.g. --batch_images 4 on a GPU), PROTOCOL (tools/ablation.py's
+# (more tools/spm.py flags, e.g. --batch_images 4 on a GPU), PYTHON (python3), PROTOCOL (tools/ablation.py's
 # prediction flags, default --tta: the config's 0.75-3x + flip).
 # Time on one GPU, from the measured 0.040 s full-width bf16 step (bench/msg_step.py): 10k
 # iterations are about 7 minutes per training alone; choose ITERS and PRETRAIN_ITERS for the time you
@@ -33,6 +33,7 @@ ITERS=${ITERS:-10000}
 PRETRAIN_ITERS=${PRETRAIN_ITERS:-2000}
 NPROC_SPM=${NPROC_SPM:-4}
 SEED=${SEED:-0}
+PY=${PYTHON:-python3}
 read -r -a EXTRA <<< "${EXTRA_OPTIONS:-}"
 case ${PRECISION:-bf16} in
     bf16) EXTRA=(optim_wrapper.type=BF16OptimWrapper ${EXTRA[@]+"${EXTRA[@]}"}) ;;
@@ -62,7 +63,7 @@ bash tools/dist_spm.sh "$GLAS/train/images" "$WORK/spm_train" "$NPROC_SPM" --ski
     ${SPM_EXTRA[@]+"${SPM_EXTRA[@]}"} > "$WORK/spm_train.log" 2>&1
 if [ ! -d "$PATCHES/images" ]; then
     log "patches"
-    python tools/crop_img_and_gt.py "$GLAS/train/images" "$SPM_MAPS" "$PATCHES.tmp" > "$WORK/crop.log" 2>&1
+    "$PY" tools/crop_img_and_gt.py "$GLAS/train/images" "$SPM_MAPS" "$PATCHES.tmp" > "$WORK/crop.log" 2>&1
     mv "$PATCHES.tmp" "$PATCHES"
 fi
 
@@ -70,7 +71,7 @@ fi
 rows() {  # START VARIANT INIT_OPTION...
     local start=$1 variant=$2
     shift 2
-    python tools/ablation.py --config "$CONFIG" --variants "$variant" --iters "$ITERS" "${PROTOCOL_FLAGS[@]}" --fill-holes 15000 \
+    "$PY" tools/ablation.py --config "$CONFIG" --variants "$variant" --iters "$ITERS" "${PROTOCOL_FLAGS[@]}" --fill-holes 15000 \
         --images "$GLAS/testA/images" --masks "$GLAS/testA/masks" --work-root "$WORK/$start-$variant" \
         --cfg-options "$@" "train_dataloader.dataset.data_root=$PATCHES" "randomness.seed=$SEED" \
         ${EXTRA[@]+"${EXTRA[@]}"} > "$WORK/$start-$variant.log" 2>&1
@@ -81,7 +82,7 @@ pids=()
 rows scratch ce model.backbone.init_cfg=None & pids+=($!)
 rows scratch msg model.backbone.init_cfg=None & pids+=($!)
 if [ ! -f "$BACKBONE" ]; then
-    python tools/pretrain.py "$PRETRAIN_CONFIG" --work-dir "$WORK/selfsup" --resume \
+    "$PY" tools/pretrain.py "$PRETRAIN_CONFIG" --work-dir "$WORK/selfsup" --resume \
         --cfg-options "schedule.iters=$PRETRAIN_ITERS" "data.image_dir=$GLAS/train/images" "seed=$SEED" \
         ${PRETRAIN_EXTRA[@]+"${PRETRAIN_EXTRA[@]}"} > "$WORK/pretrain.log" 2>&1 \
         || { echo "error: pretraining failed; see $WORK/pretrain.log" >&2; kill "${pids[@]}"; exit 1; }
@@ -96,7 +97,7 @@ status=0
 for p in "${pids[@]}"; do wait "$p" || status=1; done
 [ $status -eq 0 ] || { echo "error: a training failed; see the logs in $WORK" >&2; exit 1; }
 
-python - "$WORK" <<'EOF'
+"$PY" - "$WORK" <<'EOF'
 import csv, sys
 from pathlib import Path
 work = Path(sys.argv[1])
