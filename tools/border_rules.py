@@ -13,7 +13,6 @@ border prototype for five colour features) and the mask oracle are printed as po
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from common.io import InputError, read_bgr, read_mask, write_csv
 from evaluation.border_rules import ImageClusters, image_clusters, oracle_choice, rules_for
 from evaluation.groups import UNLISTED, add_group_arguments, read_groups
 from evaluation.pixel import PooledCounts
-from SPM.visualize import _PALETTE, clusters_from_colours
+from SPM.outputs import read_cluster_map, read_run_settings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,25 +37,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load(args: argparse.Namespace) -> tuple[list[ImageClusters], dict]:
+    k = read_run_settings(args.spm_run)["cluster_num"]
     maps = sorted((args.spm_run / "cluster_label").glob("*.png"))
     if not maps:
-        raise InputError(args.spm_run, "no cluster_label/*.png: not an SPM output folder (.../cluster_K_nConv_N)")
-    try:
-        k = int(json.loads((args.spm_run / "settings.json").read_text()).get("cluster_num", len(_PALETTE)))
-    except (OSError, ValueError):
-        k = len(_PALETTE)
+        raise InputError(args.spm_run / "cluster_label", "no cluster maps (*.png)")
     images, gts = [], {}
     for colour_path in maps:
         name = colour_path.stem
         image, _ = read_bgr(args.images / f"{name}.png")
-        colours, _ = read_bgr(colour_path)
-        gt = read_mask(args.masks / f"{name}.png") > 0
-        if colours.shape != image.shape or gt.shape != image.shape[:2]:
-            raise InputError(colour_path, f"cluster map {colours.shape[:2]}, image {image.shape[:2]} and mask "
-                             f"{gt.shape} differ in size")
-        labels = clusters_from_colours(colours)
-        if (labels < 0).any() or labels.max() >= k:
-            raise InputError(colour_path, f"colours that are not SPM's {k}-cluster palette: not a cluster map")
+        labels = read_cluster_map(colour_path, image.shape, k)
+        mask_path = args.masks / f"{name}.png"
+        gt = read_mask(mask_path) > 0
+        if gt.shape != image.shape[:2]:
+            raise InputError(mask_path, f"mask {gt.shape} and image {image.shape[:2]} differ in size")
         images.append(image_clusters(name, image, labels, k, args.min_border_pixels, args.hole_area))
         gts[name] = gt
     return images, gts
@@ -80,10 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         for im, row in zip(images, per_image, strict=True):
             c = choose(im)
             changed += c != im.darkest
-            for key in ("all", groups.get(im.name, UNLISTED)) if names else ("all",):
-                counts[key].update(im.glands[c], gts[im.name])
             one = PooledCounts()
             one.update(im.glands[c], gts[im.name])
+            counts["all"] += one  # pooling a set is adding its images' counts
+            if names:
+                counts[row["group"]] += one
             row[f"{rule} cluster"], row[f"{rule} mIoU"] = c, f"{one.miou():.4f}"
         scores = "  ".join(f"{key} {pc.miou():.4f}" for key, pc in counts.items())
         print(f"  {rule:24s} {scores}  (another cluster than the darkest in {changed})")

@@ -16,7 +16,6 @@ not SPM's, is one ``error:`` line and a failed row; the batch goes on (exit 1).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,9 +24,8 @@ import cv2
 from common.batch import ImageOutcome, claim_output_root, run_image_batch
 from common.cli import exit_cleanly_on_sigterm, int_at_least
 from common.io import InputError, check_outside_inputs, prepare_batch, read_bgr
-from SPM.outputs import SUMMARY_FIELDS, write_proposal
+from SPM.outputs import SUMMARY_FIELDS, read_cluster_map, read_run_settings, write_proposal
 from SPM.select import mine_proposal
-from SPM.visualize import _PALETTE, clusters_from_colours
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,26 +40,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def read_run(spm_run: Path) -> dict:
-    """The settings of an SPM run; refuses a folder that has no cluster maps."""
-    if not (spm_run / "cluster_label").is_dir():
-        raise InputError(spm_run, "no cluster_label/ folder: not an SPM output folder (.../cluster_K_nConv_N)")
-    try:
-        settings = json.loads((spm_run / "settings.json").read_text())
-    except (OSError, ValueError):
-        settings = {}
-    k = int(settings.get("cluster_num", len(_PALETTE)))
-    if k > len(_PALETTE):
-        raise InputError(spm_run, f"{k} clusters: colour maps hold at most {len(_PALETTE)}")
-    return settings | {"cluster_num": k}
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     exit_cleanly_on_sigterm()
     out = {k: args.output_root / k for k in ("gland_proposal", "border_proposal", "overlay")}
     try:
-        run_settings = read_run(args.spm_run)
+        run_settings = read_run_settings(args.spm_run)
         check_outside_inputs(args.output_root, [args.spm_run, args.images])
         files = prepare_batch(args.images, out.values())
         settings = {"tool": "SPM select", "spm_run": str(args.spm_run.resolve()),
@@ -79,16 +63,8 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace, files: list[Path], out: dict[str, Path], k: int) -> int:
     def select(path: Path, status) -> ImageOutcome:
         name = path.stem
-        colour_path = args.spm_run / "cluster_label" / f"{name}.png"
-        if not colour_path.is_file():
-            raise InputError(colour_path, "no cluster map for this image in the SPM run")
         image, warnings = read_bgr(path)
-        colours, _ = read_bgr(colour_path)
-        if colours.shape != image.shape:
-            raise InputError(colour_path, f"cluster map {colours.shape[:2]} and image {image.shape[:2]} differ in size")
-        labels = clusters_from_colours(colours)
-        if (labels < 0).any() or labels.max() >= k:
-            raise InputError(colour_path, f"colours that are not SPM's {k}-cluster palette: not a cluster map")
+        labels = read_cluster_map(args.spm_run / "cluster_label" / f"{name}.png", image.shape, k)
         proposal = mine_proposal(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), labels, k,
                                  args.min_border_pixels, args.hole_area)
         return ImageOutcome(write_proposal(out, name, image, proposal), warnings + proposal.warnings)
