@@ -98,20 +98,15 @@ for p in "${pids[@]}"; do wait "$p" || status=1; done
 [ $status -eq 0 ] || { echo "error: a training failed; see the logs in $WORK" >&2; exit 1; }
 
 "$PY" - "$WORK" <<'EOF'
-import csv, sys
+import sys
 from pathlib import Path
+
+from common.io import read_csv, write_csv
+
 work = Path(sys.argv[1])
-rows = []
-for start in ("scratch", "selfsup"):
-    for variant in ("ce", "msg"):
-        with open(work / f"{start}-{variant}" / "ablation.csv", newline="") as f:
-            rows += [{"start": start, **r} for r in csv.DictReader(f)]
-fields = list(dict.fromkeys(k for r in rows for k in r))
-with open(work / "rows.csv.tmp", "w", newline="") as f:
-    w = csv.DictWriter(f, fields)
-    w.writeheader()
-    w.writerows(rows)
-(work / "rows.csv.tmp").replace(work / "rows.csv")
+rows = [{"start": start, **r} for start in ("scratch", "selfsup") for variant in ("ce", "msg")
+        for r in read_csv(work / f"{start}-{variant}" / "ablation.csv")]
+write_csv(work / "rows.csv", rows, list(dict.fromkeys(k for r in rows for k in r)))
 for r in rows:
     print(r["start"], r["variant"], "mIoU", r["mIoU"], "Dice", r["Dice"], "+fill", r.get("fill_mIoU"),
           "s/it", r["s_per_iter"])
