@@ -4,6 +4,7 @@
 * :mod:`evaluation.glas_objects` -- the GlaS challenge's object F1, object Dice and object
   Hausdorff over a set of images.
 * :mod:`evaluation.groups` -- the same, pooled over each group of images of a table (GlaS's grades).
+* :mod:`evaluation.calibration` -- reliability of probability maps: per-bin gland frequency and ECE.
 
 numpy/SciPy only: no torch or mmseg import, so proposals can be scored without the MSG stack.
 """

@@ -96,11 +96,20 @@ def iter_pairs(pred_dir: str | Path, gt_dir: str | Path, pairing: Pairing, pred_
     """Yield ``(stem, prediction mask bool, raw GT array)`` for every prediction with a matching mask;
     problems go to ``pairing.errors`` as one-line messages, GT stems without a prediction to
     ``pairing.missing``."""
+    yield from iter_read_pairs(pred_dir, gt_dir, pairing,
+                               lambda path: gland_mask(path, read_mask(path), threshold, proposals), pred_suffix)
+
+
+def iter_read_pairs(pred_dir: str | Path, gt_dir: str | Path, pairing: Pairing,
+                    read_prediction: Callable[[Path], np.ndarray], pred_suffix: str = ""
+                    ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """:func:`iter_pairs` with the prediction read by ``read_prediction(path)`` (which raises
+    :class:`InputError` for a file it refuses), e.g. a probability map instead of a mask."""
     preds = prediction_files(pred_dir, pred_suffix)
     pairing.missing = [s for s in gt_stems(gt_dir) if s not in preds]
     for stem, path in tqdm(preds.items(), disable=None, dynamic_ncols=True, unit="img", leave=False):
         try:
-            pred = gland_mask(path, read_mask(path), threshold, proposals)
+            pred = read_prediction(path)
             gt = read_mask_for(find_ground_truth(gt_dir, stem), pred.shape, "no such file")
         except InputError as err:
             pairing.errors.append(str(err))

@@ -1,16 +1,19 @@
 """Segment glands in any H&E images with a trained checkpoint (whole-image slide inference).
 
     python tools/predict.py [CONFIG] CHECKPOINT INPUT [INPUT ...] --out DIR [--tta] [--tta-ratios R ...]
-                            [--device cpu|cuda] [--fill-holes AREA]
+                            [--device cpu|cuda] [--fill-holes AREA] [--probabilities]
 
 CHECKPOINT alone is enough for checkpoints written by ``tools/train.py`` (the config travels in their
 meta); ``CONFIG CHECKPOINT`` uses the given config instead. INPUT is an image file or a folder of
 images. Writes ``DIR/masks/NAME.png`` (0/255 gland mask) and ``DIR/overlays/NAME.png`` (gland tinted
-green over the image). Without ``--tta`` each image goes through the config's ``test_pipeline`` once;
+green over the image); ``--probabilities`` also writes ``DIR/probabilities/NAME.png``, the gland
+probability in 8 bits (``p = value / 255``: a heat map, or the input of ``tools/calibration.py``).
+Without ``--tta`` each image goes through the config's ``test_pipeline`` once;
 ``--tta`` sends it through the config's ``tta_pipeline`` (every scale ratio, with and without
 horizontal flip, softmax averaged by ``SegTTAModel``, as ``tools/test.py --tta``); ``--tta-ratios``
 replaces the config's ratios (scale factors of the input image). ``--fill-holes AREA`` (opt-in, not in
-the paper) fills holes smaller than AREA pixels in each mask with SPM's interior rule. Bad files are
+the paper) fills holes smaller than AREA pixels in each mask with SPM's interior rule (the probability
+map stays the model's). Bad files are
 reported on one line each and skipped (exit 1); a checkpoint whose weights do not fit the model or hold
 NaN is refused (exit 2); outputs are written atomically.
 """
@@ -39,6 +42,7 @@ from common.io import (
     write_png,
 )
 from common.morphology import remove_small_holes
+from evaluation.calibration import probability_to_uint8
 from MSG.apis import Segmenter, load_model, split_model_positionals
 from MSG.datasets.tta import positive_ratio
 from SPM.visualize import overlay_proposal
@@ -57,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="override settings of the model's config, key=value (e.g. model.test_cfg.stride=[96,96])")
     p.add_argument("--fill-holes", type=int_at_least(1), metavar="AREA",
                    help="fill holes smaller than AREA px in each mask (SPM's interior rule; opt-in)")
+    p.add_argument("--probabilities", action="store_true",
+                   help="also write DIR/probabilities/NAME.png: the gland probability x 255 (8 bits)")
     args = p.parse_args(argv)
     exit_cleanly_on_sigterm()
     keep_freed_memory()
@@ -67,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         if not files:
             raise InputError(" ".join(inputs), "no images found (.png, .jpg, .tif, .bmp)")
         check_unique_stems(files)
-        for folder in (out / "masks", out / "overlays"):
+        for folder in (out / "masks", out / "overlays", *([out / "probabilities"] if args.probabilities else [])):
             check_writable(folder)
             remove_stale_temp_files(folder)
         model = load_model(config, checkpoint, str(resolve_device(args.device)), args.cfg_options)
@@ -85,12 +91,19 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for w in warnings:
             tqdm.write(f"warning: {path}: {w}", file=sys.stderr)
-        gland = segment(image, str(path))
+        probability = None
+        if args.probabilities:
+            gland, probs = segment.mask_and_probabilities(image, str(path))
+            probability = probability_to_uint8(probs[1])
+        else:
+            gland = segment(image, str(path))
         if args.fill_holes:
             gland = remove_small_holes(gland, args.fill_holes)
         try:
             write_png(out / "overlays" / f"{path.stem}.png", overlay_proposal(image, gland.astype(np.uint8) * 2))
             write_png(out / "masks" / f"{path.stem}.png", gland.astype(np.uint8) * 255)
+            if probability is not None:
+                write_png(out / "probabilities" / f"{path.stem}.png", probability)
         except OSError as err:
             print(f"error: {out}: cannot write outputs ({err.strerror or err})", file=sys.stderr)
             return 2

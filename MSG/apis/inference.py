@@ -178,15 +178,23 @@ class Segmenter:
         """``(2, H, W)`` float32 class probabilities of one BGR uint8 image."""
         return self.probabilities_batch([image_bgr], [name])[0]
 
+    def mask_and_probabilities(self, image_bgr: np.ndarray, name: str = "image") -> tuple[np.ndarray, np.ndarray]:
+        """The ``(H, W)`` bool mask of ``__call__`` and the ``(2, H, W)`` probabilities of
+        :meth:`probabilities`, from one pass."""
+        result = self._results([image_bgr], [name])[0]
+        return (result.pred_sem_seg.data[0] == 1).cpu().numpy(), _probabilities(result)
+
     def probabilities_batch(self, images_bgr: list[np.ndarray], names: list[str] | None = None) -> list[np.ndarray]:
         """``(2, H, W)`` float32 class probabilities of each image, in one forward pass per TTA view
         (the images must share one size, as the tiles of a slide do)."""
         names = names or [f"image_{i}" for i in range(len(images_bgr))]
-        out = []
-        for result in self._results(images_bgr, names):
-            probs = result.seg_probs.data if "seg_probs" in result else result.seg_logits.data.float().softmax(0)
-            out.append(probs.float().cpu().numpy())
-        return out
+        return [_probabilities(result) for result in self._results(images_bgr, names)]
+
+
+def _probabilities(result) -> np.ndarray:
+    """``(2, H, W)`` float32 softmax of one ``SegDataSample`` (averaged over TTA views where it has them)."""
+    probs = result.seg_probs.data if "seg_probs" in result else result.seg_logits.data.float().softmax(0)
+    return probs.float().cpu().numpy()
 
 
 def is_config_path(path: str | os.PathLike) -> bool:
