@@ -263,6 +263,11 @@ def remove_stale_temp_files(folder: str | os.PathLike) -> int:
     return removed
 
 
+def probability_to_uint8(probability: np.ndarray) -> np.ndarray:
+    """Probabilities in [0, 1] -> the 8-bit maps the prediction tools write (``p = value / 255``)."""
+    return np.round(np.clip(probability, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
 def write_png(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write a uint8/uint16 gray or uint8 BGR array as PNG, atomically."""
     path = Path(path)

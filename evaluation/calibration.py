@@ -103,11 +103,6 @@ def read_probability(path: str | Path) -> np.ndarray:
     return raw.astype(np.float32) / 255.0
 
 
-def probability_to_uint8(probability: np.ndarray) -> np.ndarray:
-    """``(H, W)`` probabilities in [0, 1] -> the 8-bit map :func:`read_probability` reads back."""
-    return np.round(np.clip(probability, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
 def score_reliability(prob_dir: str | Path, gt_dir: str | Path, edges: Sequence[float] = DEFAULT_EDGES,
                       pred_suffix: str = "") -> tuple[ReliabilityCounts, list[dict], Pairing]:
     """Pooled reliability counts of a folder of probability maps against their masks: ``(pooled, rows,

@@ -10,7 +10,7 @@ unless a threshold is given; ground-truth images without a prediction are counte
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from common.io import (
     list_files,
     read_mask,
     read_mask_for,
+    write_csv,
 )
 from common.proposals import PROPOSAL_ENCODINGS
 from evaluation.glas_objects import ObjectSums, is_instance_map, label_objects, object_sums
@@ -179,6 +180,16 @@ def details_line(counts: PooledCounts) -> str:
     d = counts.details()
     return (f"precision: {d['precision']:.4f}  recall: {d['recall']:.4f}  "
             f"pred_fraction: {d['pred_fraction']:.4f}  gt_fraction: {d['gt_fraction']:.4f}")
+
+
+def write_table(path: str | Path, rows: Iterable[dict], fields: Sequence[str]) -> bool:
+    """Write a CSV table atomically; a failure is printed as one ``error:`` line naming ``path`` (False)."""
+    try:
+        write_csv(path, rows, fields)
+    except OSError as err:
+        print(f"error: {InputError(path, f'cannot write ({err.strerror or err})')}", file=sys.stderr)
+        return False
+    return True
 
 
 def run_reporting_errors(score: Callable, pred_dir: str, *args, allow_missing: bool = False

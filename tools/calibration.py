@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from common.io import InputError, write_csv
+from common.io import InputError
 from evaluation.calibration import (
     DEFAULT_EDGES,
     ReliabilityCounts,
@@ -21,7 +21,7 @@ from evaluation.calibration import (
     group_reliability,
     score_reliability,
 )
-from evaluation.folders import run_reporting_errors
+from evaluation.folders import run_reporting_errors, write_table
 from evaluation.groups import add_group_arguments, read_groups
 
 CSV_FIELDS = ("group", "images", "ECE", "bin", "pixel_share", "mean_probability", "gland_frequency")
@@ -67,10 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.csv:
         out_rows = [{"group": name, "images": images, "ECE": f"{counts.ece():.4f}", **row}
                     for name, (images, counts) in tables.items() for row in counts.rows()]
-        try:
-            write_csv(args.csv, out_rows, CSV_FIELDS)
-        except OSError as err:
-            print(f"error: {InputError(args.csv, f'cannot write ({err.strerror or err})')}", file=sys.stderr)
+        if not write_table(args.csv, out_rows, CSV_FIELDS):
             return 2
     return rc
 

@@ -18,8 +18,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from common.io import InputError, write_csv
-from evaluation.folders import PIXEL_FIELDS, details_line, pixel_fields, run_reporting_errors, score_pixels
+from common.io import InputError
+from evaluation.folders import (
+    PIXEL_FIELDS,
+    details_line,
+    pixel_fields,
+    run_reporting_errors,
+    score_pixels,
+    write_table,
+)
 from evaluation.groups import add_group_arguments, group_line, group_scores, read_groups, with_group_column
 
 
@@ -54,10 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             print(group_line(name, entry))
     if args.csv:
         rows, fields = with_group_column(rows, PIXEL_FIELDS, groups)
-        try:
-            write_csv(args.csv, [*rows, {"image": "POOLED", **m}], fields)
-        except OSError as err:
-            print(f"error: {InputError(args.csv, f'cannot write ({err.strerror or err})')}", file=sys.stderr)
+        if not write_table(args.csv, [*rows, {"image": "POOLED", **m}], fields):
             return 2
     return rc
 

@@ -20,8 +20,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from common.io import InputError, write_csv
-from evaluation.folders import OBJECT_FIELDS, details_line, run_reporting_errors, score_objects, summary_line
+from common.io import InputError
+from evaluation.folders import (
+    OBJECT_FIELDS,
+    details_line,
+    run_reporting_errors,
+    score_objects,
+    summary_line,
+    write_table,
+)
 from evaluation.groups import add_group_arguments, group_line, group_scores, read_groups, with_group_column
 
 
@@ -56,10 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             print(group_line(name, entry))
     if args.csv:
         rows, fields = with_group_column(rows, OBJECT_FIELDS, groups)
-        try:
-            write_csv(args.csv, rows, fields)
-        except OSError as err:
-            print(f"error: {InputError(args.csv, f'cannot write ({err.strerror or err})')}", file=sys.stderr)
+        if not write_table(args.csv, rows, fields):
             return 2
     return rc
 

@@ -37,12 +37,12 @@ from common.io import (
     check_writable,
     collect_files,
     is_image_file,
+    probability_to_uint8,
     read_bgr,
     remove_stale_temp_files,
     write_png,
 )
 from common.morphology import remove_small_holes
-from evaluation.calibration import probability_to_uint8
 from MSG.apis import Segmenter, load_model, split_model_positionals
 from MSG.datasets.tta import positive_ratio
 from SPM.visualize import overlay_proposal

@@ -2,6 +2,7 @@
 
     python tools/predict_wsi.py [CONFIG] CHECKPOINT SLIDE|FOLDER [...] --out DIR [--mpp UM] [--tile 1024]
                                 [--overlap 128] [--batch 4] [--tta] [--device auto] [--skip_existing]
+                                [--probabilities]
 
 Slides: .svs, .ndpi, .mrxs, .scn, ... through OpenSlide, plain or pyramidal .tif/.tiff through tifffile. The
 slide is read at the pyramid level closest to the model's training resolution (the config's ``image_mpp``:
@@ -10,7 +11,9 @@ metadata lacks or misstates it. Tiles without tissue (Otsu on a low-resolution v
 overlapping tiles are blended, so a gland across a tile seam is one gland. Per slide, in ``DIR``:
 ``<stem>.geojson`` (gland polygons in level-0 px with holes, QuPath's *File > Import objects*),
 ``<stem>_mask.tif`` (tiled pyramidal 0/255 TIFF at the segmentation resolution), ``<stem>_overlay.png``,
-``<stem>.csv`` (glands, gland and tissue area in µm², seconds); ``summary.csv`` lists every slide.
+``<stem>.csv`` (glands, gland and tissue area in µm², seconds); ``summary.csv`` lists every slide;
+with ``--probabilities`` also ``<stem>_probability.tif``, the blended gland probability in 8 bits
+(``p = value / 255``), pyramidal like the mask (a heat map for QuPath).
 Finished tiles are kept on disk until the slide is done, so a rerun resumes where one stopped; with
 ``--skip_existing`` finished slides are skipped. Many slides shard over processes (one GPU each) with
 ``tools/dist_predict_wsi.sh``. Exit codes: 0 all slides done, 1 some failed (one ``error:`` line each),
@@ -60,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="QuPath object type of the glands")
     p.add_argument("--skip_existing", action="store_true", help="skip slides whose outputs exist")
     p.add_argument("--keep-tiles", action="store_true", help="keep the per-tile probabilities after a slide")
+    p.add_argument("--probabilities", action="store_true",
+                   help="also write <stem>_probability.tif: the gland probability x 255, pyramidal (a heat map)")
     args = p.parse_args(argv)
     if 2 * args.overlap > args.tile:
         p.error(f"--overlap {args.overlap} must be at most half of --tile {args.tile}")
@@ -108,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             row = segment_slide(path, predict, args.out, settings, batch=args.batch, keep_tiles=args.keep_tiles,
-                                progress=progress)
+                                probabilities=args.probabilities, progress=progress)
         finally:
             bar.close()
         return ImageOutcome({k: row[k] for k in SUMMARY_FIELDS[2:-2]})

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from common.batch import claim_output_root
-from common.io import InputError, write_atomically, write_csv, write_png
+from common.io import InputError, probability_to_uint8, write_atomically, write_csv, write_png
 from wsi.polygons import geojson, mask_polygons, merge_polygons
 from wsi.reader import Slide, open_slide
 from wsi.tiling import TileGrid
@@ -68,10 +68,12 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 def segment_slide(path: str | Path, predict: TilePredictor, out_dir: str | Path, settings: SlideSettings, *,
-                  batch: int = 4, keep_tiles: bool = False,
+                  batch: int = 4, keep_tiles: bool = False, probabilities: bool = False,
                   progress: Callable[[int, int], None] | None = None) -> dict:
     """Segment the slide at ``path`` and write ``OUT/<stem>.geojson``, ``<stem>_mask.tif``,
     ``<stem>_overlay.png`` and ``<stem>.csv``; returns the summary row (``SUMMARY_FIELDS``).
+    ``probabilities``: also ``<stem>_probability.tif``, the blended gland probability in 8 bits
+    (``p = value / 255``), pyramidal like the mask (the mask is ``p > 0.5``).
 
     ``progress(done, total)`` is called after each batch of tiles.
 
@@ -130,17 +132,27 @@ def segment_slide(path: str | Path, predict: TilePredictor, out_dir: str | Path,
                 return np.load(tile_file(row, col)).astype(np.float32)
 
             mask = np.lib.format.open_memmap(work / "mask.npy", "w+", np.uint8, (height, width))
+            probability = (np.lib.format.open_memmap(work / "probability.npy", "w+", np.uint8, (height, width))
+                           if probabilities else None)
             polygons = []
             for row in range(grid.rows):
                 for col in range(grid.cols):
                     x0, y0, x1, y1 = grid.block(row, col)
-                    gland = grid.blend_block(row, col, tile_prob) > 0.5
+                    blended = grid.blend_block(row, col, tile_prob)
+                    gland = blended > 0.5
                     mask[y0:y1, x0:x1] = gland.astype(np.uint8) * 255
+                    if probability is not None:
+                        probability[y0:y1, x0:x1] = probability_to_uint8(blended)
                     polygons.extend(mask_polygons(gland, x0, y0))
             mask.flush()
             glands = merge_polygons(polygons)
             out_dir.mkdir(parents=True, exist_ok=True)
             write_mask_tiff(out_dir / f"{path.stem}_mask.tif", mask, settings.target_mpp, work)
+            if probability is not None:
+                probability.flush()
+                write_mask_tiff(out_dir / f"{path.stem}_probability.tif", probability, settings.target_mpp, work,
+                                average=True)
+                del probability
             write_json(out_dir / f"{path.stem}.geojson",
                        geojson(glands, factor, object_type=settings.object_type))
             step = max(1, int(1 / to_thumb))

@@ -13,30 +13,36 @@ from common.io import atomic_output, write_bytes
 MIN_PYRAMID_SIDE = 512
 
 
-def _pyramid(mask: np.ndarray, work_dir: Path) -> list[np.ndarray]:
-    """``mask`` and its 2x-downsampled levels down to ``MIN_PYRAMID_SIDE``, each on disk (memmap)."""
-    levels = [mask]
+def _pyramid(image: np.ndarray, work_dir: Path, average: bool = False) -> list[np.ndarray]:
+    """``image`` (uint8) and its 2x-downsampled levels down to ``MIN_PYRAMID_SIDE``, each on disk (memmap):
+    the max of each 2x2 block (a gland pixel of a mask stays visible at every level) or, with
+    ``average``, its rounded mean (a probability map keeps its values). Odd edges repeat their last pixel."""
+    levels = [image]
     while max(levels[-1].shape) // 2 >= MIN_PYRAMID_SIDE:
         src = levels[-1]
         h, w = (src.shape[0] + 1) // 2, (src.shape[1] + 1) // 2
         dst = np.lib.format.open_memmap(work_dir / f"level{len(levels)}.npy", "w+", np.uint8, (h, w))
         for y in range(0, h, 2048):
-            # max over 2x2: a gland pixel stays visible at every level
             block = np.asarray(src[2 * y:2 * y + 4096])
-            pad = np.zeros((2 * ((block.shape[0] + 1) // 2), 2 * w), np.uint8)
-            pad[: block.shape[0], : block.shape[1]] = block
-            dst[y:y + pad.shape[0] // 2] = pad.reshape(pad.shape[0] // 2, 2, w, 2).max(axis=(1, 3))
+            rows = 2 * ((block.shape[0] + 1) // 2)
+            quads = np.pad(block, ((0, rows - block.shape[0]), (0, 2 * w - block.shape[1])), mode="edge")
+            quads = quads.reshape(rows // 2, 2, w, 2)
+            if average:
+                dst[y:y + rows // 2] = (quads.sum(axis=(1, 3), dtype=np.uint16) + 2) // 4
+            else:
+                dst[y:y + rows // 2] = quads.max(axis=(1, 3))
         dst.flush()
         levels.append(dst)
     return levels
 
 
-def write_mask_tiff(path: Path, mask: np.ndarray, mpp: float, work_dir: Path) -> None:
+def write_mask_tiff(path: Path, mask: np.ndarray, mpp: float, work_dir: Path, average: bool = False) -> None:
     """A tiled (256^2), deflate-compressed pyramidal TIFF of the 0/255 ``mask`` with ``mpp`` µm/px
-    resolution tags; reduced levels as SubIFDs (the layout QuPath, Bio-Formats and tifffile read)."""
+    resolution tags; reduced levels as SubIFDs (the layout QuPath, Bio-Formats and tifffile read).
+    ``average``: the levels average 2x2 blocks instead of taking their max (for an 8-bit probability map)."""
     import tifffile
 
-    levels = _pyramid(mask, work_dir)
+    levels = _pyramid(mask, work_dir, average)
     per_cm = 1e4 / mpp
     options = dict(tile=(256, 256), compression="zlib", photometric="minisblack", resolutionunit="CENTIMETER")
 

@@ -12,12 +12,11 @@ from mmengine.config import Config
 from mmseg.registry import MODELS
 from PIL import Image
 
-from common.io import InputError, read_bgr, read_mask, write_png
+from common.io import InputError, probability_to_uint8, read_bgr, read_mask, write_png
 from evaluation.calibration import (
     ReliabilityCounts,
     check_edges,
     group_reliability,
-    probability_to_uint8,
     read_probability,
 )
 from tests.tooling import ROOT, load_tool

@@ -12,7 +12,7 @@ import shapely
 import tifffile
 from shapely.geometry import Point, shape
 
-from common.io import InputError
+from common.io import InputError, probability_to_uint8
 from wsi import SlideSettings, open_slide, segment_slide
 from wsi.polygons import mask_polygons, merge_polygons
 from wsi.tiling import TileGrid
@@ -191,3 +191,37 @@ def test_interrupted_run_resumes_to_the_same_outputs(slide, tmp_path):
     (tmp_path / "resumed" / ".slide.tiles" / "settings.json").write_text(json.dumps({"tile": 512}))
     with pytest.raises(InputError, match="other settings"):
         segment_slide(path, colour_rule, tmp_path / "resumed", settings)
+
+
+def soft_rule(tiles: list[np.ndarray]) -> list[np.ndarray]:
+    """A stand-in whose gland probability ramps with darkness, pixel by pixel (blending keeps it exact)."""
+    return [np.clip((200.0 - t.astype(np.float32).mean(axis=2)) / 150.0, 0.0, 1.0) for t in tiles]
+
+
+def test_probability_map_is_the_blended_probability_behind_the_mask(tmp_path):
+    rgb, gland, _ = draw_slide()
+    tissue = (rgb != 245).any(axis=2)
+    noise = np.random.default_rng(7).integers(-25, 26, rgb.shape) * tissue[..., None]
+    rgb = np.clip(rgb.astype(int) + noise, 0, 255).astype(np.uint8)  # many grey levels: a heat map to check
+    path = tmp_path / "slide.tif"
+    write_pyramid_tiff(path, rgb, MPP, tile=128)
+    out = tmp_path / "out"
+    segment_slide(path, soft_rule, out, SlideSettings(target_mpp=MPP, tile=512, overlap=64), probabilities=True)
+    expected = probability_to_uint8(soft_rule([rgb])[0])
+    with tifffile.TiffFile(out / "slide_probability.tif") as tif:
+        levels = [level.asarray() for level in tif.series[0].levels]
+        page = tif.pages[0]
+        assert page.is_tiled and page.get_resolution(tifffile.RESUNIT.CENTIMETER)[0] == pytest.approx(1e4 / MPP)
+    probability = levels[0]
+    assert probability.dtype == np.uint8 and probability.shape == gland.shape
+    # tiles are cached in float16: at most one level off the exact map
+    assert np.abs(probability.astype(int) - expected).max() <= 1
+    assert len(np.unique(probability)) > 20  # a heat map, not a mask
+    mask = tifffile.imread(out / "slide_mask.tif") > 0
+    assert (probability[mask] >= 128).all() and (probability[~mask] <= 128).all()
+    # the reduced level averages 2 x 2 blocks (a mask's level takes their max)
+    quads = probability[:900 // 2 * 2, :1100 // 2 * 2].reshape(450, 2, 550, 2).astype(int)
+    np.testing.assert_array_equal(levels[1], (quads.sum(axis=(1, 3)) + 2) // 4)
+    segment_slide(path, soft_rule, tmp_path / "plain", SlideSettings(target_mpp=MPP, tile=512, overlap=64))
+    assert (tmp_path / "plain" / "slide_mask.tif").is_file()
+    assert not (tmp_path / "plain" / "slide_probability.tif").exists()  # only on request
