@@ -23,7 +23,6 @@ import numpy as np
 from common.io import InputError, read_mask
 from evaluation.folders import Pairing, iter_read_pairs
 from evaluation.groups import UNLISTED
-from evaluation.pixel import PooledCounts
 
 DEFAULT_EDGES = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
 RELIABILITY_FIELDS = ("bin", "pixel_share", "mean_probability", "gland_frequency")
@@ -106,20 +105,15 @@ def read_probability(path: str | Path) -> np.ndarray:
 def score_reliability(prob_dir: str | Path, gt_dir: str | Path, edges: Sequence[float] = DEFAULT_EDGES,
                       pred_suffix: str = "") -> tuple[ReliabilityCounts, list[dict], Pairing]:
     """Pooled reliability counts of a folder of probability maps against their masks: ``(pooled, rows,
-    pairing)``. Each row carries its image's ``reliability`` counts and, for :mod:`evaluation.groups`,
-    the ``pixels`` counts of the mask ``p > 0.5``."""
+    pairing)``; each row is ``{"image": stem, "reliability": that image's counts}``."""
     pooled = ReliabilityCounts(np.asarray(edges, dtype=np.float64))
     rows: list[dict] = []
     pairing = Pairing()
     for stem, probability, gt_raw in iter_read_pairs(prob_dir, gt_dir, pairing, read_probability, pred_suffix):
-        gt = gt_raw > 0
         one = ReliabilityCounts(pooled.edges)
-        one.update(probability, gt)
+        one.update(probability, gt_raw > 0)
         pooled += one
-        pixels = PooledCounts()
-        pixels.update(probability > 0.5, gt)
-        rows.append({"image": stem, "ECE": f"{one.ece():.4f}", "mIoU": f"{pixels.miou():.4f}",
-                     "pixels": pixels, "reliability": one})
+        rows.append({"image": stem, "reliability": one})
     return pooled, rows, pairing
 
 

@@ -17,8 +17,9 @@ import sys
 from pathlib import Path
 
 from common.cli import int_at_least
-from common.io import InputError, read_bgr, read_mask, write_csv
+from common.io import InputError, read_bgr, read_mask_for
 from evaluation.border_rules import ImageClusters, image_clusters, oracle_choice, rules_for
+from evaluation.folders import write_table
 from evaluation.groups import UNLISTED, add_group_arguments, read_groups
 from evaluation.pixel import PooledCounts
 from SPM.outputs import read_cluster_map, read_run_settings
@@ -46,10 +47,7 @@ def load(args: argparse.Namespace) -> tuple[list[ImageClusters], dict]:
         name = colour_path.stem
         image, _ = read_bgr(args.images / f"{name}.png")
         labels = read_cluster_map(colour_path, image.shape, k)
-        mask_path = args.masks / f"{name}.png"
-        gt = read_mask(mask_path) > 0
-        if gt.shape != image.shape[:2]:
-            raise InputError(mask_path, f"mask {gt.shape} and image {image.shape[:2]} differ in size")
+        gt = read_mask_for(args.masks / f"{name}.png", image.shape, "no such file") > 0
         images.append(image_clusters(name, image, labels, k, args.min_border_pixels, args.hole_area))
         gts[name] = gt
     return images, gts
@@ -81,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             row[f"{rule} cluster"], row[f"{rule} mIoU"] = c, f"{one.miou():.4f}"
         scores = "  ".join(f"{key} {pc.miou():.4f}" for key, pc in counts.items())
         print(f"  {rule:24s} {scores}  (another cluster than the darkest in {changed})")
-    if args.csv:
-        write_csv(args.csv, per_image, list(per_image[0]))
+    if args.csv and not write_table(args.csv, per_image, list(per_image[0])):
+        return 2
     return 0
 
 
