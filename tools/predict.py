@@ -13,9 +13,8 @@ Without ``--tta`` each image goes through the config's ``test_pipeline`` once;
 horizontal flip, softmax averaged by ``SegTTAModel``, as ``tools/test.py --tta``); ``--tta-ratios``
 replaces the config's ratios (scale factors of the input image). ``--fill-holes AREA`` (opt-in, not in
 the paper) fills holes smaller than AREA pixels in each mask with SPM's interior rule (the probability
-map stays the model's). Bad files are
-reported on one line each and skipped (exit 1); a checkpoint whose weights do not fit the model or hold
-NaN is refused (exit 2); outputs are written atomically.
+map stays the model's). Bad files are reported on one line each and skipped (exit 1); a checkpoint
+whose weights do not fit the model or hold NaN is refused (exit 2); outputs are written atomically.
 """
 from __future__ import annotations
 
