@@ -268,6 +268,19 @@ def probability_to_uint8(probability: np.ndarray) -> np.ndarray:
     return np.round(np.clip(probability, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+def read_probability(path: str | os.PathLike, image_shape: tuple[int, ...] | None = None,
+                     missing: str = "no such file") -> np.ndarray:
+    """An 8-bit probability map (:func:`probability_to_uint8`) as ``(H, W)`` float32 in [0, 1].
+
+    With ``image_shape`` its size is checked as :func:`read_mask_for` does. Other bit depths are refused:
+    a 16-bit or 0/1 map read as ``v / 255`` would be silently wrong.
+    """
+    raw = read_mask(path) if image_shape is None else read_mask_for(path, image_shape, missing)
+    if raw.dtype != np.uint8:
+        raise InputError(path, f"{raw.dtype} values, expected an 8-bit probability map (0-255 for 0-1)")
+    return raw.astype(np.float32) / 255.0
+
+
 def write_png(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write a uint8/uint16 gray or uint8 BGR array as PNG, atomically."""
     path = Path(path)

@@ -66,3 +66,42 @@ def proposal_from_prediction(gland: np.ndarray, spm_proposal: np.ndarray, hole_a
     out[filled] = INTERIOR
     out[filled & (spm_proposal == BORDER)] = BORDER
     return out
+
+
+def cap_gland_area(gland: np.ndarray, probability: np.ndarray, spm_proposal: np.ndarray,
+                   max_ratio: float) -> np.ndarray:
+    """A model's gland mask limited to ``max_ratio`` times the gland area SPM proposed in the same image.
+
+    A network trained on SPM's proposals can widen the glands well beyond them (in benign colonic mucosa
+    it paints the lamina propria between the crypts); a self-training round would then teach that
+    widening. Where the mask is larger than the limit, only its most probable pixels are kept: the
+    lowest probability level whose pixels still fit. Whole levels are kept or dropped, so ties never
+    split by raster order.
+
+    Args:
+        gland: ``(H, W)`` bool, the model's gland prediction.
+        probability: ``(H, W)`` gland probability, float in [0, 1] or the 8-bit maps of ``tools/predict.py
+            --probabilities`` (ranked as they are).
+        spm_proposal: ``(H, W)`` uint8 0/1/2 map of SPM; its border + interior is the reference area.
+        max_ratio: the mask may cover at most this many times SPM's gland area (> 0).
+
+    Returns:
+        ``(H, W)`` bool, ``gland`` itself when it fits, else the subset ``gland & (probability >= t)``
+        with the smallest ``t`` that fits (possibly empty).
+    """
+    if not max_ratio > 0:
+        raise ValueError(f"max_ratio must be > 0, got {max_ratio}")
+    if not gland.shape == probability.shape == spm_proposal.shape:
+        raise ValueError(f"prediction {gland.shape}, probability {probability.shape} and proposal "
+                         f"{spm_proposal.shape} differ in size")
+    gland = gland.astype(bool)
+    limit = int(max_ratio * np.count_nonzero(spm_proposal != BACKGROUND))
+    if np.count_nonzero(gland) <= limit:
+        return gland
+    levels, counts = np.unique(probability[gland], return_counts=True)
+    # kept[i]: how many gland pixels have probability >= levels[i]
+    kept = np.cumsum(counts[::-1])[::-1]
+    fits = np.flatnonzero(kept <= limit)
+    if fits.size == 0:
+        return np.zeros_like(gland)
+    return gland & (probability >= levels[fits[0]])

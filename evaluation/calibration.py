@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.io import InputError, read_mask
+from common.io import read_probability
 from evaluation.folders import Pairing, iter_read_pairs
 from evaluation.groups import UNLISTED
 
@@ -92,14 +92,6 @@ class ReliabilityCounts:
                         "mean_probability": f"{self.probability_sum[b] / n:.4f}" if n else "",
                         "gland_frequency": f"{self.gland[b] / n:.4f}" if n else ""})
         return out
-
-
-def read_probability(path: str | Path) -> np.ndarray:
-    """An 8-bit probability map as ``(H, W)`` float32 in [0, 1] (``v / 255``); other depths are refused."""
-    raw = read_mask(path)
-    if raw.dtype != np.uint8:
-        raise InputError(path, f"{raw.dtype} values, expected an 8-bit probability map (0-255 for 0-1)")
-    return raw.astype(np.float32) / 255.0
 
 
 def score_reliability(prob_dir: str | Path, gt_dir: str | Path, edges: Sequence[float] = DEFAULT_EDGES,

@@ -12,13 +12,8 @@ from mmengine.config import Config
 from mmseg.registry import MODELS
 from PIL import Image
 
-from common.io import InputError, probability_to_uint8, read_bgr, read_mask, write_png
-from evaluation.calibration import (
-    ReliabilityCounts,
-    check_edges,
-    group_reliability,
-    read_probability,
-)
+from common.io import InputError, probability_to_uint8, read_bgr, read_mask, read_probability, write_png
+from evaluation.calibration import ReliabilityCounts, check_edges, group_reliability
 from tests.tooling import ROOT, load_tool
 
 calibration = load_tool("calibration")

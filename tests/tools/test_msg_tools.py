@@ -158,6 +158,34 @@ def test_proposal_from_prediction_fills_lumen_keeps_spm_border():
         proposal_from_prediction(gland, spm[:-1], 10)
 
 
+def test_cap_gland_area_keeps_the_most_probable_whole_levels():
+    from common.proposals import BORDER, INTERIOR, cap_gland_area
+
+    spm = np.zeros((20, 20), np.uint8)
+    spm[0:5, 0:10] = INTERIOR  # SPM's gland: 50 px
+    spm[0, 0:10] = BORDER
+    gland = np.zeros((20, 20), bool)
+    gland[0:10, 0:12] = True  # the model's: 120 px
+    probability = np.zeros((20, 20), np.uint8)
+    probability[0:10, 0:12] = 200
+    probability[0:4, 0:12] = 250  # 48 px above the rest
+    probability[4, 0:12] = 230  # 12 more
+    np.testing.assert_array_equal(cap_gland_area(gland, probability, spm, 3.0), gland)  # 120 <= 150: as is
+    capped = cap_gland_area(gland, probability, spm, 1.0)  # limit 50: only the 48 px at 250 fit
+    assert capped.sum() == 48 and capped[0:4, 0:12].all()
+    assert cap_gland_area(gland, probability, spm, 1.2).sum() == 60  # 48 + 12 = 60 <= 60
+    assert cap_gland_area(gland, probability / 255.0, spm, 1.2).sum() == 60  # floats rank alike
+    assert not cap_gland_area(gland, probability, spm, 0.5).any()  # no whole level fits in 25 px
+    # pixels outside the mask never enter, however probable
+    probability[15:20, 15:20] = 255
+    assert not cap_gland_area(gland, probability, spm, 1.0)[15:20, 15:20].any()
+    assert not cap_gland_area(gland, probability, np.zeros_like(spm), 2.0).any()  # SPM found no gland
+    with pytest.raises(ValueError, match="max_ratio"):
+        cap_gland_area(gland, probability, spm, 0.0)
+    with pytest.raises(ValueError, match="differ in size"):
+        cap_gland_area(gland, probability[:-1], spm, 1.0)
+
+
 def test_refine_proposals_cli(tmp_path, capsys):
     refine = load_tool("refine_proposals")
     pred, spm, out = tmp_path / "pred", tmp_path / "spm", tmp_path / "out"
@@ -179,6 +207,28 @@ def test_refine_proposals_cli(tmp_path, capsys):
         assert refine.main([str(pred), str(spm), str(onto_input)]) == 2
         assert "is (inside) the input folder" in capsys.readouterr().err
     assert not (spm / "refined").exists()
+
+    # --max-area-ratio: the prediction (364 px) is over 1.5x SPM's gland (40 px), so only the most probable
+    # 8-bit level that fits (here the 40 px of SPM's ring, p = 250/255) stays; b's map is missing
+    prob = tmp_path / "prob"
+    probability = np.where(gland > 0, 150, 0).astype(np.uint8)
+    probability[5:7, 5:25] = 250
+    write_png(prob / "a.png", probability)
+    write_png(pred / "b.png", gland)
+    capped_out = tmp_path / "capped"
+    args = [str(pred), str(spm), str(capped_out), "--fill-holes", "100"]
+    assert refine.main([*args, "--max-area-ratio", "1.5", "--probabilities", str(prob)]) == 1
+    captured = capsys.readouterr()
+    assert "b.png" in captured.err and "no probability map" in captured.err
+    assert "1 limited to 1.5x SPM's gland area" in captured.out
+    a = read_mask(capped_out / "a.png")
+    assert (a > 0).sum() == 40 and (a[5:7, 5:25] == 1).all()
+    write_png(prob / "a.png", probability.astype(np.uint16) * 257)  # a 16-bit map is refused, not rescaled
+    assert refine.main([*args, "--max-area-ratio", "1.5", "--probabilities", str(prob)]) == 1
+    assert "expected an 8-bit probability map" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # one without the other is a usage error
+        refine.main([*args, "--max-area-ratio", "1.5"])
+    assert "go together" in capsys.readouterr().err
 
 
 def test_every_config_loads_and_the_self_training_round_only_changes_its_data():
