@@ -1,0 +1,83 @@
+"""Linear probe of a frozen backbone: how far its features alone separate gland from background.
+
+The usual measure of a self-supervised representation is a linear classifier on frozen features; here
+it is per pixel. A logistic regression on the backbone's stride-8 features is fitted to one set of
+labels and scored against the masks on images it was not fitted on (folds by image, image ``i`` in
+fold ``i % folds``). Fitted to SPM's proposals it is label-free: the linear form of training on the
+proposals, which says whether the features group the proposals' noisy pixels the right way. Fitted to
+the masks of a declared validation set it bounds what the features can separate linearly.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+
+
+@torch.no_grad()
+def backbone_features(backbone: nn.Module, rgb: torch.Tensor, mean: Sequence[float], std: Sequence[float]
+                      ) -> np.ndarray:
+    """The last output of ``backbone`` (eval mode) for one ``(3, H, W)`` RGB image in ``[0, 1]``.
+
+    ``mean`` / ``std`` are the segmentation preprocessor's (0-255 scale). Returns ``(h, w, C)`` float32.
+    """
+    backbone.eval()
+    m = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+    x = ((rgb.float() * 255 - m) / s).unsqueeze(0)
+    out = backbone(x)
+    feat = out[-1] if isinstance(out, (tuple, list)) else out
+    return feat[0].permute(1, 2, 0).float().numpy()
+
+
+def to_feature_grid(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A boolean ``(H, W)`` mask on a ``(h, w)`` feature grid: a cell is gland where most of its area is."""
+    fraction = cv2.resize(mask.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+    return fraction > 0.5
+
+
+def fit_probe(features: Sequence[np.ndarray], labels: Sequence[np.ndarray], max_pixels: int = 50000,
+              seed: int = 0) -> Pipeline:
+    """Fit standardisation + logistic regression to the cells of ``features`` (each ``(h, w, C)``)
+    labelled by the boolean ``labels`` (each ``(h, w)``), on at most ``max_pixels`` cells drawn evenly.
+
+    Raises:
+        ValueError: the labels hold one class only (nothing to separate).
+    """
+    x = np.concatenate([f.reshape(-1, f.shape[-1]) for f in features])
+    y = np.concatenate([lab.reshape(-1) for lab in labels]).astype(np.int64)
+    if np.unique(y).size < 2:
+        raise ValueError("the probe's labels hold one class only")
+    if len(y) > max_pixels:
+        keep = np.random.default_rng(seed).choice(len(y), max_pixels, replace=False)
+        x, y = x[keep], y[keep]
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=500))
+    return probe.fit(x, y)
+
+
+def probe_mask(probe: Pipeline, features: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The probe's gland mask at ``shape`` (H, W): its logit per cell, bilinearly upsampled, > 0."""
+    h, w, c = features.shape
+    logit = probe.decision_function(features.reshape(-1, c)).reshape(h, w).astype(np.float32)
+    return cv2.resize(logit, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR) > 0
+
+
+def cross_fit(features: Sequence[np.ndarray], labels: Sequence[np.ndarray], shapes: Sequence[tuple[int, int]],
+              folds: int = 2, max_pixels: int = 50000, seed: int = 0) -> list[np.ndarray]:
+    """Each image's probe mask at its ``shapes`` entry, from a probe fitted on the other folds only."""
+    if not 2 <= folds <= len(features):
+        raise ValueError(f"folds must lie between 2 and the number of images ({len(features)}), got {folds}")
+    masks: list[np.ndarray | None] = [None] * len(features)
+    for fold in range(folds):
+        held_out = [i for i in range(len(features)) if i % folds == fold]
+        fitted = [i for i in range(len(features)) if i % folds != fold]
+        probe = fit_probe([features[i] for i in fitted], [labels[i] for i in fitted], max_pixels, seed + fold)
+        for i in held_out:
+            masks[i] = probe_mask(probe, features[i], shapes[i])
+    return masks

@@ -1,0 +1,118 @@
+"""Linear probe of a (pretrained) backbone on images with masks (evaluation/probe.py).
+
+    python tools/probe_backbone.py PRETRAIN_CONFIG IMAGES MASKS [--checkpoint PATH|none]
+        [--proposals SPM_GLAND_PROPOSAL_DIR] [--folds 2] [--groups CSV] [--cfg-options key=value ...]
+
+Builds the backbone of a pretraining config (configs/selfsup/) with its weights (default: the config's
+``work_dir/backbone.pth``; ``none``: the random initialisation a from-scratch run starts from), reads
+its features of every image at the config's ``data.scale``, and scores against MASKS, on held-out
+folds of images, a linear probe fitted to the masks and, with ``--proposals``, one fitted to SPM's
+proposals (label-free). Masks are a declared validation set: never pass the test set's.
+Exit codes: 0 done; 2 bad config, images, masks or proposals.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+from mmengine.config import Config, DictAction
+from sklearn.exceptions import ConvergenceWarning
+
+import MSG  # noqa: F401  (registers WideRes38)
+from common.io import InputError, find_ground_truth, read_mask
+from evaluation.folders import gland_mask
+from evaluation.groups import add_group_arguments, group_line, group_scores, read_groups
+from evaluation.pixel import PooledCounts
+from evaluation.probe import backbone_features, cross_fit, to_feature_grid
+
+
+def build_backbone(cfg: Config, checkpoint: str):
+    import torch
+    from mmseg.registry import MODELS
+
+    torch.manual_seed(int(cfg.get("seed", 0)))
+    backbone_cfg = dict(cfg.backbone)
+    if checkpoint != "none":
+        if not Path(checkpoint).is_file():
+            raise InputError(checkpoint, "backbone checkpoint not found")
+        backbone_cfg["init_cfg"] = dict(type="Pretrained", checkpoint=checkpoint)
+    backbone = MODELS.build(backbone_cfg)
+    backbone.init_weights()
+    return backbone
+
+
+def read_gland(folder: str, stem: str, shape: tuple[int, int] | None, proposals: bool) -> np.ndarray:
+    path = find_ground_truth(folder, stem)
+    mask = gland_mask(path, read_mask(path), None, proposals)
+    if shape is not None and mask.shape != shape:
+        raise InputError(path, f"size {mask.shape[1]}x{mask.shape[0]} differs from its mask {shape[1]}x{shape[0]}")
+    return mask
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Linear probe of a backbone's features against masks")
+    p.add_argument("config", help="pretraining config (configs/selfsup/): backbone, data.scale, mean, std")
+    p.add_argument("images")
+    p.add_argument("masks", help="masks of a declared validation set (never the test set)")
+    p.add_argument("--checkpoint", help="backbone weights (default: WORK_DIR/backbone.pth); 'none': random init")
+    p.add_argument("--proposals", help="SPM gland_proposal folder of IMAGES: also fit a probe to it (label-free)")
+    p.add_argument("--folds", type=int, default=2, help="folds of images (default: %(default)s)")
+    p.add_argument("--max-pixels", type=int, default=50000, help="feature cells per fit (default: %(default)s)")
+    add_group_arguments(p)
+    p.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config settings, key=value")
+    args = p.parse_args(argv)
+    try:
+        from MSG.selfsup.trainer import load_images
+
+        if not Path(args.config).is_file():
+            raise InputError(args.config, "config file not found")
+        cfg = Config.fromfile(args.config)
+        if args.cfg_options:
+            cfg.merge_from_dict(args.cfg_options)
+        groups = read_groups(args.groups, args.group_column) if args.groups else None
+        checkpoint = args.checkpoint or str(Path(cfg.work_dir) / "backbone.pth")
+        backbone = build_backbone(cfg, checkpoint)
+        images, names = load_images(args.images, float(cfg.data.get("scale", 1.0)))
+        stems = [Path(n).stem for n in names]
+        masks = [read_gland(args.masks, s, None, proposals=False) for s in stems]
+        shapes = [m.shape for m in masks]
+        features = [backbone_features(backbone, img, cfg.mean, cfg.std) for img in images]
+        labels = {"masks": [to_feature_grid(m, f.shape[:2]) for m, f in zip(masks, features, strict=True)]}
+        if args.proposals:
+            labels["proposals"] = [to_feature_grid(read_gland(args.proposals, s, sh, proposals=True), f.shape[:2])
+                                   for s, sh, f in zip(stems, shapes, features, strict=True)]
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"backbone: {checkpoint}; {len(images)} images at scale {cfg.data.get('scale', 1.0)}, "
+          f"features {features[0].shape[-1]} channels, {args.folds} folds")
+    for source, fit_labels in labels.items():
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ConvergenceWarning)
+                predicted = cross_fit(features, fit_labels, shapes, folds=args.folds, max_pixels=args.max_pixels,
+                                      seed=int(cfg.get("seed", 0)))
+        except ValueError as err:
+            print(f"error: {args.images}: {err}", file=sys.stderr)
+            return 2
+        if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+            print(f"note: a probe fitted to {source} stopped at its iteration limit before full convergence")
+        rows = []
+        for stem, pred, mask in zip(stems, predicted, masks, strict=True):
+            counts = PooledCounts()
+            counts.update(pred, mask)
+            rows.append({"image": stem, "pixels": counts})
+        pooled = {"images": len(rows), "pixels": PooledCounts(), "objects": None}
+        for row in rows:
+            pooled["pixels"] += row["pixels"]
+        print(group_line(f"probe fitted to {source} (all)", pooled).removeprefix("group "))
+        for name, entry in (group_scores(rows, groups).items() if groups else ()):
+            print(group_line(f"probe fitted to {source} ({name})", entry).removeprefix("group "))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
