@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import signal
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -39,6 +40,18 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
+
+
+def load_config(path: str, options: dict | None = None):
+    """The mmengine ``Config`` at ``path`` with ``--cfg-options`` merged in; ``InputError`` if it is missing."""
+    from mmengine.config import Config
+
+    if not Path(path).is_file():
+        raise InputError(path, "config file not found")
+    cfg = Config.fromfile(path)
+    if options:
+        cfg.merge_from_dict(options)
+    return cfg
 
 
 def exit_cleanly_on_sigterm() -> None:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 import MSG  # noqa: F401  (registers WideRes38)
-from common.cli import exit_cleanly_on_sigterm
+from common.cli import exit_cleanly_on_sigterm, load_config
 from common.hardware import keep_freed_memory
 from common.io import InputError
 from MSG.selfsup.trainer import pretrain
@@ -38,11 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     exit_cleanly_on_sigterm()
     keep_freed_memory()
     try:
-        if not Path(args.config).is_file():
-            raise InputError(args.config, "config file not found")
-        cfg = Config.fromfile(args.config)
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
+        cfg = load_config(args.config, args.cfg_options)
         name = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
         device = torch.device("cpu" if name == "auto" else name)
         pretrain(cfg, args.work_dir or cfg.work_dir, resume=args.resume, device=device)

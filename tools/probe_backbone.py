@@ -22,6 +22,7 @@ from mmengine.config import Config, DictAction
 from sklearn.exceptions import ConvergenceWarning
 
 import MSG  # noqa: F401  (registers WideRes38)
+from common.cli import load_config
 from common.io import InputError, find_ground_truth, read_mask
 from evaluation.folders import gland_mask
 from evaluation.groups import add_group_arguments, group_line, group_scores, read_groups
@@ -67,11 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from MSG.selfsup.trainer import load_images
 
-        if not Path(args.config).is_file():
-            raise InputError(args.config, "config file not found")
-        cfg = Config.fromfile(args.config)
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
+        cfg = load_config(args.config, args.cfg_options)
         groups = read_groups(args.groups, args.group_column) if args.groups else None
         checkpoint = args.checkpoint or str(Path(cfg.work_dir) / "backbone.pth")
         backbone = build_backbone(cfg, checkpoint)

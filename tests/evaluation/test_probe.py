@@ -99,3 +99,12 @@ def test_probe_cli_names_the_missing_mask(tmp_path: Path, capsys):
     code = probe_backbone.main([str(CONFIG), str(images), str(masks), "--checkpoint", "none", "--cfg-options", *TINY])
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
     assert code == 2 and len(err) == 1 and "img_2" in err[0] and "no ground-truth mask" in err[0]
+
+
+@pytest.mark.parametrize("tool", ["probe_backbone", "pretrain"])
+def test_config_tools_name_a_missing_config(tool: str, tmp_path: Path, capsys):
+    missing = tmp_path / "nope.py"
+    args = [str(missing), str(tmp_path), str(tmp_path)] if tool == "probe_backbone" else [str(missing)]
+    code = load_tool(tool).main(args)
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert code == 2 and err == [f"error: {missing}: config file not found"]
