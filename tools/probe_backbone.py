@@ -24,9 +24,8 @@ from sklearn.exceptions import ConvergenceWarning
 import MSG  # noqa: F401  (registers WideRes38)
 from common.cli import load_config
 from common.io import InputError, find_ground_truth, read_mask
-from evaluation.folders import gland_mask
+from evaluation.folders import gland_mask, score_mask_pairs
 from evaluation.groups import add_group_arguments, group_line, group_scores, read_groups
-from evaluation.pixel import PooledCounts
 from evaluation.probe import backbone_features, cross_fit, to_feature_grid
 
 
@@ -97,15 +96,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if any(issubclass(w.category, ConvergenceWarning) for w in caught):
             print(f"note: a probe fitted to {source} stopped at its iteration limit before full convergence")
-        rows = []
-        for stem, pred, mask in zip(stems, predicted, masks, strict=True):
-            counts = PooledCounts()
-            counts.update(pred, mask)
-            rows.append({"image": stem, "pixels": counts})
-        pooled = {"images": len(rows), "pixels": PooledCounts(), "objects": None}
-        for row in rows:
-            pooled["pixels"] += row["pixels"]
-        print(group_line(f"probe fitted to {source} (all)", pooled).removeprefix("group "))
+        pooled, rows = score_mask_pairs(zip(stems, predicted, masks, strict=True))
+        print(group_line(f"probe fitted to {source} (all)", {"images": len(rows), "pixels": pooled, "objects": None}
+                         ).removeprefix("group "))
         for name, entry in (group_scores(rows, groups).items() if groups else ()):
             print(group_line(f"probe fitted to {source} ({name})", entry).removeprefix("group "))
     return 0
