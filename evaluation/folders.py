@@ -62,6 +62,16 @@ def gland_mask(path: Path, raw: np.ndarray, threshold: float | None, proposals: 
                            "pass --threshold T to score value > T as gland")
 
 
+def read_gland(folder: str | Path, stem: str, shape: tuple[int, int] | None, proposals: bool) -> np.ndarray:
+    """The boolean gland mask of image ``stem`` in ``folder`` (a mask, or with ``proposals`` a proposal
+    map), refused when its size is not ``shape`` (H, W)."""
+    path = find_ground_truth(folder, stem)
+    mask = gland_mask(path, read_mask(path), None, proposals)
+    if shape is not None and mask.shape != shape:
+        raise InputError(path, f"size {mask.shape[1]}x{mask.shape[0]} differs from its mask {shape[1]}x{shape[0]}")
+    return mask
+
+
 @dataclass
 class Pairing:
     """What :func:`iter_pairs` found besides the pairs: error lines and GT images without a prediction."""

@@ -6,6 +6,10 @@ labels and scored against the masks on images it was not fitted on (folds by ima
 fold ``i % folds``). Fitted to SPM's proposals it is label-free: the linear form of training on the
 proposals, which says whether the features group the proposals' noisy pixels the right way. Fitted to
 the masks of a declared validation set it bounds what the features can separate linearly.
+
+The same cross-fitted probe screens proposals: an image whose proposal its features disagree with
+(the probe fitted to the other images' proposals predicts something else) is likelier to hold a wrong
+proposal, so :func:`least_agreeing` names the images a training set may leave out.
 """
 from __future__ import annotations
 
@@ -61,23 +65,56 @@ def fit_probe(features: Sequence[np.ndarray], labels: Sequence[np.ndarray], max_
     return probe.fit(x, y)
 
 
+def probe_logits(probe: Pipeline, features: np.ndarray) -> np.ndarray:
+    """The probe's gland logit of every cell of ``(h, w, C)`` features: ``(h, w)`` float32."""
+    h, w, c = features.shape
+    return probe.decision_function(features.reshape(-1, c)).reshape(h, w).astype(np.float32)
+
+
 def probe_mask(probe: Pipeline, features: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """The probe's gland mask at ``shape`` (H, W): its logit per cell, bilinearly upsampled, > 0."""
-    h, w, c = features.shape
-    logit = probe.decision_function(features.reshape(-1, c)).reshape(h, w).astype(np.float32)
-    return cv2.resize(logit, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR) > 0
+    return upsample_logits(probe_logits(probe, features), shape) > 0
 
 
-def cross_fit(features: Sequence[np.ndarray], labels: Sequence[np.ndarray], shapes: Sequence[tuple[int, int]],
-              folds: int = 2, max_pixels: int = 50000, seed: int = 0) -> list[np.ndarray]:
-    """Each image's probe mask at its ``shapes`` entry, from a probe fitted on the other folds only."""
+def upsample_logits(logits: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    return cv2.resize(logits, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def cross_fit_logits(features: Sequence[np.ndarray], labels: Sequence[np.ndarray], folds: int = 2,
+                     max_pixels: int = 50000, seed: int = 0) -> list[np.ndarray]:
+    """Each image's ``(h, w)`` cell logits from a probe fitted on the other folds only (image ``i`` in
+    fold ``i % folds``)."""
     if not 2 <= folds <= len(features):
         raise ValueError(f"folds must lie between 2 and the number of images ({len(features)}), got {folds}")
-    masks: list[np.ndarray | None] = [None] * len(features)
+    logits: list[np.ndarray | None] = [None] * len(features)
     for fold in range(folds):
         held_out = [i for i in range(len(features)) if i % folds == fold]
         fitted = [i for i in range(len(features)) if i % folds != fold]
         probe = fit_probe([features[i] for i in fitted], [labels[i] for i in fitted], max_pixels, seed + fold)
         for i in held_out:
-            masks[i] = probe_mask(probe, features[i], shapes[i])
-    return masks
+            logits[i] = probe_logits(probe, features[i])
+    return logits
+
+
+def cross_fit(features: Sequence[np.ndarray], labels: Sequence[np.ndarray], shapes: Sequence[tuple[int, int]],
+              folds: int = 2, max_pixels: int = 50000, seed: int = 0) -> list[np.ndarray]:
+    """Each image's probe mask at its ``shapes`` entry, from a probe fitted on the other folds only."""
+    logits = cross_fit_logits(features, labels, folds, max_pixels, seed)
+    return [upsample_logits(lg, shape) > 0 for lg, shape in zip(logits, shapes, strict=True)]
+
+
+def agreement(predicted: np.ndarray, labels: np.ndarray) -> float:
+    """2-class mIoU of two boolean masks of one image (1.0 where both are all background or all gland)."""
+    ious = []
+    for a, b in ((predicted, labels), (~predicted, ~labels)):
+        union = np.count_nonzero(a | b)
+        ious.append(np.count_nonzero(a & b) / union if union else 1.0)
+    return float(np.mean(ious))
+
+
+def least_agreeing(agreements: Sequence[float], fraction: float) -> list[int]:
+    """Indices of the ``round(fraction * n)`` images of lowest agreement (ties: the earlier image first)."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"the fraction to drop must lie in [0, 1), got {fraction}")
+    order = sorted(range(len(agreements)), key=lambda i: (agreements[i], i))
+    return sorted(order[:round(fraction * len(agreements))])

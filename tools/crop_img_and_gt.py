@@ -1,6 +1,7 @@
 """Crop images and their proposal maps into overlapping patches for MSG training.
 
     python tools/crop_img_and_gt.py IMG_DIR PROPOSAL_DIR OUT_DIR [--crop_size 256] [--stride 192] [--scale 0.5]
+        [--only LIST]
 
 Tiles cover the whole image: offsets 0, stride, 2*stride, ... and a last tile flush with the right /
 bottom border. An image smaller than a crop is padded (image with 0, proposal with 255 = ignore).
@@ -9,6 +10,7 @@ the source), so patches can be merged back (:func:`merge_tiles`). Proposals are 
 stem; an image without a proposal, or a map that is not a 0/1/2 proposal map (the original 0/127/254
 maps are converted), is reported and skipped (exit 1). ``--scale`` resizes image (area) and proposal
 (nearest) before tiling: the patches of the half-resolution recipe.
+``--only LIST`` crops only the images a list names (the kept images of ``tools/screen_proposals.py``).
 """
 from __future__ import annotations
 
@@ -53,6 +55,23 @@ def prepare_output(out: Path, inputs: list[Path], overwrite: bool) -> None:
             f.unlink()
 
 
+def only_listed(files: list[Path], listing: Path) -> list[Path]:
+    """The ``files`` whose stems ``listing`` names (one per line; blank lines ignored)."""
+    try:
+        wanted = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(listing, f"cannot read the image list ({getattr(err, 'strerror', None) or err})") from None
+    by_stem = {f.stem: f for f in files}
+    missing = [s for s in wanted if s not in by_stem]
+    if missing:
+        raise InputError(listing, f"lists {len(missing)} image(s) not in the image folder: {', '.join(missing[:5])}"
+                                  + (", ..." if len(missing) > 5 else ""))
+    if not wanted:
+        raise InputError(listing, "lists no image")
+    keep = set(wanted)
+    return [f for f in files if f.stem in keep]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Crop images and proposal maps into training patches")
     p.add_argument("img_dir")
@@ -62,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stride", type=int_at_least(1), help="default: 3/4 of the crop size (192 for 256)")
     p.add_argument("--scale", type=positive_float, default=1.0,
                    help="resize images (area) and proposals (nearest) by this factor before cropping")
+    p.add_argument("--only", type=Path, metavar="LIST",
+                   help="crop only the images whose stems this file lists, one per line (e.g. the kept.txt of "
+                        "tools/screen_proposals.py); a listed stem without an image is refused")
     p.add_argument("--overwrite", action="store_true",
                    help="remove the patches already in OUT_DIR first (otherwise a non-empty OUT_DIR is refused)")
     args = p.parse_args(argv)
@@ -76,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         files = [f for f in list_files(args.img_dir) if is_image_file(f)]
         check_unique_stems(files)
+        if args.only is not None:
+            files = only_listed(files, args.only)
         prepare_output(out, [Path(args.img_dir), Path(args.proposal_dir)], args.overwrite)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)

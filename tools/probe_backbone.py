@@ -17,39 +17,15 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from sklearn.exceptions import ConvergenceWarning
 
 import MSG  # noqa: F401  (registers WideRes38)
 from common.cli import load_config
-from common.io import InputError, find_ground_truth, read_mask
-from evaluation.folders import gland_mask, score_mask_pairs
+from common.io import InputError
+from evaluation.folders import read_gland, score_mask_pairs
 from evaluation.groups import add_group_arguments, group_line, group_scores, read_groups
 from evaluation.probe import backbone_features, cross_fit, to_feature_grid
-
-
-def build_backbone(cfg: Config, checkpoint: str):
-    import torch
-    from mmseg.registry import MODELS
-
-    torch.manual_seed(int(cfg.get("seed", 0)))
-    backbone_cfg = dict(cfg.backbone)
-    if checkpoint != "none":
-        if not Path(checkpoint).is_file():
-            raise InputError(checkpoint, "backbone checkpoint not found")
-        backbone_cfg["init_cfg"] = dict(type="Pretrained", checkpoint=checkpoint)
-    backbone = MODELS.build(backbone_cfg)
-    backbone.init_weights()
-    return backbone
-
-
-def read_gland(folder: str, stem: str, shape: tuple[int, int] | None, proposals: bool) -> np.ndarray:
-    path = find_ground_truth(folder, stem)
-    mask = gland_mask(path, read_mask(path), None, proposals)
-    if shape is not None and mask.shape != shape:
-        raise InputError(path, f"size {mask.shape[1]}x{mask.shape[0]} differs from its mask {shape[1]}x{shape[0]}")
-    return mask
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config settings, key=value")
     args = p.parse_args(argv)
     try:
-        from MSG.selfsup.trainer import load_images
+        from MSG.selfsup.trainer import build_backbone, load_images
 
         cfg = load_config(args.config, args.cfg_options)
         groups = read_groups(args.groups, args.group_column) if args.groups else None

@@ -58,6 +58,20 @@ def build_model(cfg: Config) -> DenseVICReg:
                        global_weight=m.global_weight, weights=VICRegWeights(**m.get("vicreg", {})))
 
 
+def build_backbone(cfg: Config, checkpoint: str | Path) -> torch.nn.Module:
+    """The backbone of a pretraining config with the weights of ``checkpoint`` (a ``backbone.pth`` this
+    module wrote); ``"none"``: the random initialisation a from-scratch run starts from (seeded)."""
+    torch.manual_seed(int(cfg.get("seed", 0)))
+    backbone_cfg = dict(cfg.backbone)
+    if str(checkpoint) != "none":
+        if not Path(checkpoint).is_file():
+            raise InputError(checkpoint, "backbone checkpoint not found")
+        backbone_cfg["init_cfg"] = dict(type="Pretrained", checkpoint=str(checkpoint))
+    backbone = MODELS.build(backbone_cfg)
+    backbone.init_weights()
+    return backbone
+
+
 def lr_at(it: int, lr: float, iters: int, warmup: int, final_ratio: float = 0.01) -> float:
     """Linear warm-up over ``warmup`` iterations, then cosine to ``final_ratio * lr``."""
     if it < warmup:

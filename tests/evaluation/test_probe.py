@@ -7,10 +7,19 @@ import cv2
 import numpy as np
 import pytest
 
-from evaluation.probe import cross_fit, fit_probe, probe_mask, to_feature_grid
+from evaluation.probe import (
+    agreement,
+    cross_fit,
+    cross_fit_logits,
+    fit_probe,
+    least_agreeing,
+    probe_mask,
+    to_feature_grid,
+)
 from tests.tooling import ROOT, load_tool
 
 probe_backbone = load_tool("probe_backbone")
+screen_proposals = load_tool("screen_proposals")
 CONFIG = ROOT / "configs/selfsup/vicregl_wres38w025_glas-half.py"
 
 
@@ -54,6 +63,35 @@ def test_probe_refuses_single_class_labels_and_bad_folds():
         fit_probe([feat], [np.ones((2, 2), bool)])
     with pytest.raises(ValueError, match="folds"):
         cross_fit([feat], [np.ones((2, 2), bool)], [(2, 2)], folds=2)
+
+
+def test_agreement_is_the_two_class_miou_of_one_image():
+    a = np.zeros((4, 4), bool)
+    a[:2] = True  # 8 gland cells
+    b = np.zeros((4, 4), bool)
+    b[:1] = True  # 4 gland cells, all inside a
+    # gland IoU 4/8, background IoU 8/12
+    assert agreement(a, b) == pytest.approx((4 / 8 + 8 / 12) / 2)
+    assert agreement(a, a) == 1.0 and agreement(np.zeros((2, 2), bool), np.zeros((2, 2), bool)) == 1.0
+
+
+def test_least_agreeing_names_the_lowest_fraction_ties_by_order():
+    assert least_agreeing([0.9, 0.2, 0.5, 0.2, 0.8], 0.4) == [1, 3]
+    assert least_agreeing([0.9, 0.2, 0.5], 0.0) == []
+    with pytest.raises(ValueError, match="fraction"):
+        least_agreeing([0.5], 1.0)
+
+
+def test_cross_fit_logits_flag_the_image_whose_labels_contradict_the_others():
+    rng = np.random.default_rng(2)
+    labels = [rng.random((6, 8)) > 0.5 for _ in range(6)]
+    features = [_features(lab, rng) for lab in labels]
+    noisy = [lab.copy() for lab in labels]
+    noisy[3] = ~noisy[3]  # one wrong proposal: its features say the opposite
+    logits = cross_fit_logits(features, noisy, folds=3)
+    scores = [agreement(lg > 0, lab) for lg, lab in zip(logits, noisy, strict=True)]
+    assert least_agreeing(scores, 1 / 6) == [3]
+    assert scores[3] < 0.1 and min(s for i, s in enumerate(scores) if i != 3) > 0.9
 
 
 def _tiny_set(root: Path) -> tuple[Path, Path, Path]:
@@ -108,3 +146,32 @@ def test_config_tools_name_a_missing_config(tool: str, tmp_path: Path, capsys):
     code = load_tool(tool).main(args)
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
     assert code == 2 and err == [f"error: {missing}: config file not found"]
+
+
+def test_screen_cli_leaves_out_the_contradicting_proposal_and_scores_both_sides(tmp_path: Path, capsys):
+    images, masks, proposals = _tiny_set(tmp_path)
+    wrong = cv2.imread(str(proposals / "img_1.png"), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(proposals / "img_1.png"), np.where(wrong > 0, 0, 2).astype(np.uint8))  # stroma proposed
+    out = tmp_path / "screen"
+    code = screen_proposals.main([str(CONFIG), str(images), str(proposals), str(out), "--checkpoint", "none",
+                                  "--drop", "0.25", "--masks", str(masks), "--cfg-options", *TINY])
+    assert code == 0
+    assert (out / "kept.txt").read_text().split() == ["img_0", "img_2", "img_3"]
+    rows = (out / "agreement.csv").read_text().splitlines()
+    assert rows[0] == "image,agreement,kept,proposal_mIoU" and len(rows) == 5
+    image, _, kept, proposal_miou = rows[2].split(",")
+    assert (image, kept) == ("img_1", "0") and float(proposal_miou) < 0.2
+    lines = {ln.split(":")[0]: ln for ln in capsys.readouterr().out.splitlines()}
+    miou = {k: float(v.split("mIoU:")[1].split()[0]) for k, v in lines.items() if "proposals (all)" in k}
+    assert miou["left-out proposals (all)"] < 0.2 < miou["all proposals (all)"] < miou["kept proposals (all)"] == 1.0
+
+
+def test_screen_cli_names_a_missing_proposal_and_writes_nothing(tmp_path: Path, capsys):
+    images, _, proposals = _tiny_set(tmp_path)
+    (proposals / "img_3.png").unlink()
+    out = tmp_path / "screen"
+    code = screen_proposals.main([str(CONFIG), str(images), str(proposals), str(out), "--checkpoint", "none",
+                                  "--cfg-options", *TINY])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert code == 2 and len(err) == 1 and "img_3" in err[0]
+    assert not (out / "kept.txt").exists() and not (out / "agreement.csv").exists()

@@ -53,6 +53,21 @@ def test_crop_cli_names_and_missing_proposal(tmp_path, rng, capsys):
     assert (read_mask(tmp_path / "out" / "proposals" / "a_44_144.png") == 2).all()
 
 
+def test_crop_only_crops_the_listed_images_and_names_a_listed_stem_without_image(tmp_path, rng, capsys):
+    for stem in ("a", "b", "c"):
+        write_png(tmp_path / "img" / f"{stem}.png", rng.integers(0, 256, (200, 200, 3), dtype=np.uint8))
+        write_png(tmp_path / "prop" / f"{stem}.png", np.full((200, 200), 2, np.uint8))
+    (tmp_path / "kept.txt").write_text("a\n\nc\n")
+    args = [str(tmp_path / "img"), str(tmp_path / "prop"), str(tmp_path / "out"), "--crop_size", "256"]
+    assert crop.main([*args, "--only", str(tmp_path / "kept.txt")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out" / "images").iterdir()) == ["a_0_0.png", "c_0_0.png"]
+    (tmp_path / "bad.txt").write_text("a\nzz\n")
+    rc = crop.main([*args[:2], str(tmp_path / "out2"), "--only", str(tmp_path / "bad.txt")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err == [f"error: {tmp_path / 'bad.txt'}: lists 1 image(s) not in the image folder: zz"]
+    assert not (tmp_path / "out2" / "images").exists() or not any((tmp_path / "out2" / "images").iterdir())
+
+
 def test_evaluate_cli(tmp_path, capsys):
     from tests.evaluation.test_evaluation import hand_case
 
