@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import torch
 
-from baselines.picie import BALANCE_MODES, PiCIEConfig, cluster_images, train_picie
+from baselines.picie import BALANCE_MODES, PiCIEConfig, PiCIENet, cluster_images, train_picie
 from baselines.sgscn import select_gland_cluster
 from common.batch import ImageOutcome, run_image_batch
 from common.cli import exit_cleanly_on_sigterm, int_at_least, positive_float, resolve_device
@@ -57,6 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int_at_least(1), default=10)
     p.add_argument("--width_mult", type=positive_float, default=0.25, help="WideRes38 width multiplier")
     p.add_argument("--scale", type=positive_float, default=0.5, help="downscale images by this first")
+    p.add_argument("--backbone_checkpoint", type=Path, metavar="PATH",
+                   help="start the backbone from this backbone.pth of tools/pretrain.py (same --width_mult); "
+                        "default: from scratch")
     p.add_argument("--crop", type=int_at_least(8), default=256, help="side of the square training crop")
     p.add_argument("--batch", type=int_at_least(1), default=8)
     p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (the original's 1e-3)")
@@ -78,6 +81,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def check_backbone(path: Path, width_mult: float) -> None:
+    """Refuse, before any work, a backbone checkpoint that is missing, unreadable or does not fit the
+    WideRes38 of ``width_mult`` (another width, or not a backbone at all)."""
+    if not path.is_file():
+        raise InputError(path, "backbone checkpoint not found")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a file that is not a checkpoint
+        raise InputError(path, f"not a readable checkpoint ({type(err).__name__})") from None
+    state = saved.get("state_dict", saved) if isinstance(saved, dict) else {}
+    state = {k.removeprefix("backbone."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    expected = PiCIENet(width_mult=width_mult).backbone.state_dict()
+    if not expected.keys() <= state.keys():
+        raise InputError(path, "holds no WideRes38 backbone: pass the backbone.pth of tools/pretrain.py")
+    wrong = [k for k, v in expected.items() if state[k].shape != v.shape]
+    if wrong:
+        raise InputError(path, f"{wrong[0]} is {tuple(state[wrong[0]].shape)}, not the "
+                               f"{tuple(expected[wrong[0]].shape)} of --width_mult {width_mult}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     exit_cleanly_on_sigterm()
@@ -86,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     out = {k: root / k for k in OUTPUTS}
     try:
         device = resolve_device(args.device, 0)
+        if args.backbone_checkpoint is not None:
+            check_backbone(args.backbone_checkpoint, args.width_mult)
         files = prepare_batch(args.train_image_path, [root, *out.values()])
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -113,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.train_image_path}: no readable images", file=sys.stderr)
         return 1
 
-    cfg = PiCIEConfig(k=args.k, dim=args.dim, epochs=args.epochs, width_mult=args.width_mult, crop=args.crop,
+    cfg = PiCIEConfig(k=args.k, dim=args.dim, epochs=args.epochs, width_mult=args.width_mult,
+                      backbone_checkpoint=None if args.backbone_checkpoint is None else str(args.backbone_checkpoint),
+                      crop=args.crop,
                       batch=args.batch, lr=args.lr, seed=args.seed, kmeans_iters=args.kmeans_iters,
                       min_scale=args.min_scale, vflip=args.v_flip, balance=args.balance, device=str(device))
     start = time.perf_counter()

@@ -58,8 +58,10 @@ Checked against the original code
 Differences from the original
 -----------------------------
 * Backbone: the MSG WideRes38 (``MSG/backbones/wide_res38.py``, final output, stride 8) from scratch
-  (no ImageNet weights reachable here) + a 1x1 conv to ``dim`` features; the original is a ResNet-18
-  Panoptic-FPN (stride 4, 128 features), ImageNet-pretrained in its reported runs (``--pretrain``).
+  (no ImageNet weights reachable here) or, with ``--backbone_checkpoint``, from the project's
+  self-supervised ``backbone.pth`` (``tools/pretrain.py``), + a 1x1 conv to ``dim`` features; the
+  original is a ResNet-18 Panoptic-FPN (stride 4, 128 features), ImageNet-pretrained in its reported
+  runs (``--pretrain``).
 * Views: the original's view 1 starts from the image at ``res2`` (640) and view 2 at ``res1`` (320),
   both centre-cropped; here both views start from the same random square crop (``crop``) of the
   (downscaled) image, drawn per image per epoch (GlaS images are larger than the crop; the original's

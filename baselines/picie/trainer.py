@@ -34,6 +34,7 @@ class PiCIEConfig:
     dim: int = 128
     epochs: int = 10
     width_mult: float = 0.25
+    backbone_checkpoint: str | None = None  # tools/pretrain.py's backbone.pth; None: from scratch
     crop: int = 256
     batch: int = 8
     lr: float = 1e-3
@@ -104,7 +105,7 @@ def train_picie(images: Sequence[np.ndarray], cfg: PiCIEConfig,
     tensors = [rgb_tensor(im) for im in images]
     crop = min(cfg.crop, *(min(t.shape[-2:]) for t in tensors))
     crop = max(8, crop - crop % 8)
-    model = PiCIENet(cfg.dim, cfg.width_mult).to(device)
+    model = PiCIENet(cfg.dim, cfg.width_mult, cfg.backbone_checkpoint).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     n = len(tensors)
     for epoch in range(cfg.epochs):

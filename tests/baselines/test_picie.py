@@ -260,3 +260,35 @@ def test_whole_image_features_have_no_edge_band():
     feats = whole_image_features(net, image)
     assert feats.shape == (1, 4, 12, 16)
     torch.testing.assert_close(feats, feats[..., 5:6, 5:6].expand_as(feats))
+
+
+def test_picie_starts_from_a_pretrained_backbone_and_refuses_one_of_another_width(tmp_path: Path, capsys) -> None:
+    from baselines.picie import PiCIENet
+
+    torch.manual_seed(3)
+    source = PiCIENet(dim=8, width_mult=0.0625).backbone
+    path = tmp_path / "backbone.pth"
+    torch.save({"state_dict": source.state_dict(), "meta": {}}, path)  # the layout tools/pretrain.py writes
+    started = PiCIENet(dim=8, width_mult=0.0625, backbone_checkpoint=str(path)).backbone.state_dict()
+    assert all(torch.equal(started[k], v) for k, v in source.state_dict().items())
+    assert not torch.equal(PiCIENet(dim=8, width_mult=0.0625).backbone.conv1a.weight, source.conv1a.weight)
+
+    src = tmp_path / "images"
+    _write_images(src)
+    common = ["--train_image_path", str(src), "--epochs", "1", "--dim", "8", "--k", "3", "--scale", "1",
+              "--crop", "64", "--batch", "3", "--min_pixels", "100", "--device", "cpu"]
+    rc = picie_cli.main([*common, "--output_root", str(tmp_path / "wide"), "--width_mult", "0.125",
+                         "--backbone_checkpoint", str(path)])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert rc == 2 and len(err) == 1 and str(path) in err[0] and "--width_mult 0.125" in err[0]
+    assert not (tmp_path / "wide" / "checkpoint.pth").exists()
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    assert picie_cli.main([*common, "--output_root", str(tmp_path / "junk"), "--width_mult", "0.0625",
+                           "--backbone_checkpoint", str(tmp_path / "junk.pth")]) == 2
+    assert "junk.pth: not a readable checkpoint" in capsys.readouterr().err
+
+    out = tmp_path / "out"
+    assert picie_cli.main([*common, "--output_root", str(out), "--width_mult", "0.0625",
+                           "--backbone_checkpoint", str(path)]) == 0
+    ckpt = torch.load(out / "checkpoint.pth", weights_only=False)
+    assert ckpt["config"]["backbone_checkpoint"] == str(path)
