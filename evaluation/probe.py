@@ -23,6 +23,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
+from evaluation.pixel import PooledCounts
+
 
 @torch.no_grad()
 def backbone_features(backbone: nn.Module, rgb: torch.Tensor, mean: Sequence[float], std: Sequence[float]
@@ -104,12 +106,11 @@ def cross_fit(features: Sequence[np.ndarray], labels: Sequence[np.ndarray], shap
 
 
 def agreement(predicted: np.ndarray, labels: np.ndarray) -> float:
-    """2-class mIoU of two boolean masks of one image (1.0 where both are all background or all gland)."""
-    ious = []
-    for a, b in ((predicted, labels), (~predicted, ~labels)):
-        union = np.count_nonzero(a | b)
-        ious.append(np.count_nonzero(a & b) / union if union else 1.0)
-    return float(np.mean(ious))
+    """2-class mIoU of two boolean masks of one image, as the evaluation scores it (a class absent from
+    both masks is left out of the mean)."""
+    counts = PooledCounts()
+    counts.update(predicted, labels)
+    return counts.miou()
 
 
 def least_agreeing(agreements: Sequence[float], fraction: float) -> list[int]:

@@ -27,6 +27,7 @@ from common.cli import load_config
 from common.io import InputError, check_outside_inputs, check_writable, write_bytes, write_csv
 from evaluation.folders import read_gland, score_mask_pairs
 from evaluation.groups import add_group_arguments, group_line, group_scores, read_groups
+from evaluation.pixel import PooledCounts
 from evaluation.probe import agreement, backbone_features, cross_fit_logits, least_agreeing, to_feature_grid
 
 
@@ -100,15 +101,18 @@ def main(argv: list[str] | None = None) -> int:
     if masks is not None:
         rho = spearmanr(agreements, [float(row["proposal_mIoU"]) for row in rows]).statistic
         print(f"rank correlation (Spearman) of agreement and proposal mIoU over the images: {rho:.3f}")
-        for label, keep in (("all proposals", None), ("kept proposals", False), ("left-out proposals", True)):
-            pairs = [(s, p, m) for i, (s, p, m) in enumerate(zip(stems, proposals, masks, strict=True))
-                     if keep is None or (i in dropped) == keep]
-            if not pairs:
+        subsets = {"all proposals": scored,
+                   "kept proposals": [r for i, r in enumerate(scored) if i not in dropped],
+                   "left-out proposals": [r for i, r in enumerate(scored) if i in dropped]}
+        for label, subset in subsets.items():
+            if not subset:
                 continue
-            pooled, scored = score_mask_pairs(pairs)
-            print(group_line(f"{label} (all)", {"images": len(scored), "pixels": pooled, "objects": None}
+            pooled = PooledCounts()
+            for row in subset:
+                pooled += row["pixels"]
+            print(group_line(f"{label} (all)", {"images": len(subset), "pixels": pooled, "objects": None}
                              ).removeprefix("group "))
-            for name, entry in (group_scores(scored, groups).items() if groups else ()):
+            for name, entry in (group_scores(subset, groups).items() if groups else ()):
                 print(group_line(f"{label} ({name})", entry).removeprefix("group "))
     print(f"wrote {args.out / 'kept.txt'} and {args.out / 'agreement.csv'}")
     return 0
