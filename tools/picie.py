@@ -40,6 +40,8 @@ from common.io import (
     read_bgr,
     write_png,
 )
+from MSG.backbones.wide_res38 import backbone_state, check_backbone_state
+from MSG.compat.safe_globals import check_checkpoint
 from SPM.visualize import overlay_proposal
 
 SUMMARY_FIELDS = ("image", "status", "height", "width", "selected_cluster", "cluster_mean_gray",
@@ -84,21 +86,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def check_backbone(path: Path, width_mult: float) -> None:
     """Refuse, before any work, a backbone checkpoint that is missing, unreadable or does not fit the
     WideRes38 of ``width_mult`` (another width, or not a backbone at all)."""
-    if not path.is_file():
-        raise InputError(path, "backbone checkpoint not found")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a file that is not a checkpoint
-        raise InputError(path, f"not a readable checkpoint ({type(err).__name__})") from None
-    state = saved.get("state_dict", saved) if isinstance(saved, dict) else {}
-    state = {k.removeprefix("backbone."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
-    expected = PiCIENet(width_mult=width_mult).backbone.state_dict()
-    if not expected.keys() <= state.keys():
-        raise InputError(path, "holds no WideRes38 backbone: pass the backbone.pth of tools/pretrain.py")
-    wrong = [k for k, v in expected.items() if state[k].shape != v.shape]
-    if wrong:
-        raise InputError(path, f"{wrong[0]} is {tuple(state[wrong[0]].shape)}, not the "
-                               f"{tuple(expected[wrong[0]].shape)} of --width_mult {width_mult}")
+    with torch.device("meta"):  # shapes only
+        expected = PiCIENet(width_mult=width_mult).backbone.state_dict()
+    check_backbone_state(expected, backbone_state(check_checkpoint(path)), path,
+                         f"--width_mult {width_mult:g}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,6 +34,7 @@ and mmseg-0.x PSPNet-WRes38 checkpoints load as they are.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import torch
 from mmcv.cnn import build_norm_layer
@@ -43,6 +44,8 @@ from mmengine.runner import CheckpointLoader
 from mmseg.registry import MODELS
 from torch import nn
 from torch.nn import functional as F
+
+from common.io import InputError
 
 WEIGHTS_HINT = (
     "the ImageNet weights of ResNet-38 ('res38d.pth', converted from the MXNet release of Wu et al.) "
@@ -115,6 +118,45 @@ class ResBlockBottleneck(nn.Module):
         return shortcut + y, pre
 
 
+def backbone_state(ckpt: Mapping, prefix: str | None = None) -> dict[str, torch.Tensor]:
+    """The backbone's tensors of a loaded checkpoint, named as in :class:`WideRes38`.
+
+    Reads ``ckpt["state_dict"]`` when present (mmengine and ``tools/pretrain.py`` checkpoints) or the
+    mapping itself (``res38d.pth``); keeps only the keys under ``prefix`` and strips it (by default
+    ``backbone.`` when any key has it, as in a whole segmentor's checkpoint) and strips DDP's ``module.``.
+    """
+    state = ckpt.get("state_dict", ckpt)
+    if not isinstance(state, Mapping):
+        return {}
+    if prefix is None and any(str(k).startswith("backbone.") for k in state):
+        prefix = "backbone."
+    if prefix:
+        state = {k[len(prefix):]: v for k, v in state.items() if str(k).startswith(prefix)}
+    return {str(k).removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def check_backbone_state(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor],
+                         path: str | os.PathLike, network: str = "this network") -> None:
+    """Refuse a checkpoint's backbone ``state`` that cannot start the network whose state is ``expected``.
+
+    ``network`` names that network in the message, e.g. ``"WideRes38 (width_mult 0.25)"``.
+
+    Raises:
+        InputError: ``PATH: holds none of the backbone's weights ...`` when no key matches (loading it
+            would silently train from scratch), or ``PATH: KEY is SHAPE, not the SHAPE of this network
+            NETWORK`` for the first weight of another shape (a checkpoint of another width).
+    """
+    shared = [k for k in expected if k in state]
+    if not shared:
+        seen = ", ".join(sorted(state)[:2]) or "no tensors"
+        raise InputError(path, f"holds none of the WideRes38 backbone's weights (its keys: {seen}): pass the "
+                               f"backbone.pth of tools/pretrain.py or a WideRes38 / PSPNet-WRes38 checkpoint")
+    for key in shared:
+        if tuple(state[key].shape) != tuple(expected[key].shape):
+            raise InputError(path, f"{key} is {tuple(state[key].shape)}, not the {tuple(expected[key].shape)} of "
+                                   f"{network}: a checkpoint of another width")
+
+
 @MODELS.register_module()
 class WideRes38(BaseModule):
     """Wide ResNet-38 backbone, output stride 8 (see module docstring for layout and outputs).
@@ -127,7 +169,8 @@ class WideRes38(BaseModule):
         dropout: dropout of b6 and b7 (0.3, 0.5 as published).
         norm_eval: keep BN layers in eval mode while training.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` to load converted ImageNet weights
-            (a missing file raises ``FileNotFoundError``); None trains from scratch.
+            (a missing file raises ``FileNotFoundError``, one that fits no weight or has
+            another width ``InputError``); None trains from scratch.
     """
 
     def __init__(self, in_channels: int = 3, width_mult: float = 1.0, out_indices: tuple[int, ...] = (0, 1, 2, 3),
@@ -139,6 +182,7 @@ class WideRes38(BaseModule):
             raise ValueError(f"out_indices must be in 0..3, got {out_indices}")
         self.out_indices = tuple(out_indices)
         self.norm_eval = norm_eval
+        self.width_mult = width_mult
 
         def c(n: int) -> int:
             return max(4, round(n * width_mult))
@@ -179,6 +223,13 @@ class WideRes38(BaseModule):
         return tuple(feats[i] for i in self.out_indices)
 
     def init_weights(self) -> None:
+        """Random init, or the ``Pretrained`` checkpoint of ``init_cfg``.
+
+        Keys the checkpoint lacks keep their random init and are logged (a classifier checkpoint
+        such as ``res38d.pth`` has extra keys, some conversions lack a BN buffer); a checkpoint that
+        holds none of this network's weights, or one of another width, is refused with
+        ``InputError`` instead of silently training from scratch.
+        """
         cfg = self.init_cfg
         if not (isinstance(cfg, dict) and cfg.get("type") == "Pretrained"):
             super().init_weights()
@@ -187,13 +238,8 @@ class WideRes38(BaseModule):
         if "://" not in path and not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: WideRes38 pretrained weights not found; {WEIGHTS_HINT}")
         ckpt = CheckpointLoader.load_checkpoint(path, map_location="cpu")
-        state = ckpt.get("state_dict", ckpt)
-        prefix = cfg.get("prefix")
-        if prefix is None and any(k.startswith("backbone.") for k in state):
-            prefix = "backbone."
-        if prefix:
-            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-        state = {k.removeprefix("module."): v for k, v in state.items()}
+        state = backbone_state(ckpt, cfg.get("prefix"))
+        check_backbone_state(self.state_dict(), state, path, f"WideRes38 (width_mult {self.width_mult:g})")
         result = self.load_state_dict(state, strict=False)
         print_log(
             f"WideRes38: loaded {path}; missing keys: {sorted(result.missing_keys) or 'none'}; "

@@ -6,9 +6,11 @@ from __future__ import annotations
 import os.path as osp
 from typing import Any
 
+import torch
 from PIL import Image
 
 from common.io import InputError, check_unique_stems, find_ground_truth, is_image_file, list_files
+from MSG.backbones.wide_res38 import WideRes38, backbone_state, check_backbone_state
 from MSG.compat.safe_globals import check_checkpoint
 
 
@@ -59,6 +61,25 @@ def _proposal_patch(folder: str, stem: str) -> str:
     return path
 
 
+def _check_pretrained_backbone(backbone: Any) -> None:
+    """The ``Pretrained`` checkpoint of a WideRes38 backbone exists and fits it (no key in common, or
+    another width, would otherwise start from scratch or fail deep inside the Runner)."""
+    init_cfg = backbone.get("init_cfg") or {}
+    if init_cfg.get("type") != "Pretrained":
+        return
+    path = init_cfg.get("checkpoint", "")
+    if not osp.isfile(path):
+        raise InputError(path, "pretrained backbone weights not found (see README, Configs; or train from "
+                               "scratch with --cfg-options model.backbone.init_cfg=None)")
+    if backbone.get("type") not in ("WideRes38", WideRes38):
+        return
+    kwargs = {k: v for k, v in backbone.items() if k not in ("type", "init_cfg")}
+    with torch.device("meta"):  # shapes only: a full-width backbone would allocate 0.5 GB
+        expected = WideRes38(**kwargs).state_dict()
+    state = backbone_state(check_checkpoint(path), init_cfg.get("prefix"))
+    check_backbone_state(expected, state, path, f"WideRes38 (width_mult {kwargs.get('width_mult', 1.0):g})")
+
+
 def check_train_inputs(cfg: Any) -> None:
     """Training data (every patch with its proposal patch), ``load_from`` / the checkpoint ``--resume``
     continues from, pretrained weights."""
@@ -72,11 +93,7 @@ def check_train_inputs(cfg: Any) -> None:
         if osp.isfile(last):
             with open(last) as fh:
                 check_checkpoint(fh.read().strip())
-    init_cfg = cfg.model.get("backbone", {}).get("init_cfg") or {}
-    if init_cfg.get("type") == "Pretrained" and not osp.isfile(init_cfg.get("checkpoint", "")):
-        raise InputError(init_cfg.get("checkpoint", ""), "pretrained backbone weights not found (see README, "
-                                                         "Configs; or train from scratch with "
-                                                         "--cfg-options model.backbone.init_cfg=None)")
+    _check_pretrained_backbone(cfg.model.get("backbone", {}))
     _check_pairs(cfg.train_dataloader, "training", _proposal_patch)
 
 

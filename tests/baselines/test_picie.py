@@ -280,12 +280,17 @@ def test_picie_starts_from_a_pretrained_backbone_and_refuses_one_of_another_widt
     rc = picie_cli.main([*common, "--output_root", str(tmp_path / "wide"), "--width_mult", "0.125",
                          "--backbone_checkpoint", str(path)])
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
-    assert rc == 2 and len(err) == 1 and str(path) in err[0] and "--width_mult 0.125" in err[0]
+    assert rc == 2 and len(err) == 1 and str(path) in err[0]
+    assert "of --width_mult 0.125: a checkpoint of another width" in err[0]
     assert not (tmp_path / "wide" / "checkpoint.pth").exists()
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     assert picie_cli.main([*common, "--output_root", str(tmp_path / "junk"), "--width_mult", "0.0625",
                            "--backbone_checkpoint", str(tmp_path / "junk.pth")]) == 2
-    assert "junk.pth: not a readable checkpoint" in capsys.readouterr().err
+    assert "junk.pth: not a loadable checkpoint" in capsys.readouterr().err
+    torch.save({"state_dict": {"head.weight": torch.zeros(2)}}, tmp_path / "head.pth")
+    assert picie_cli.main([*common, "--output_root", str(tmp_path / "head"), "--width_mult", "0.0625",
+                           "--backbone_checkpoint", str(tmp_path / "head.pth")]) == 2
+    assert "head.pth: holds none of the WideRes38 backbone's weights" in capsys.readouterr().err
 
     out = tmp_path / "out"
     assert picie_cli.main([*common, "--output_root", str(out), "--width_mult", "0.0625",

@@ -77,6 +77,47 @@ def test_wres38_loads_res38d_style_checkpoint_and_reports_keys(tmp_path, monkeyp
     assert "missing keys: ['bn7.weight']" in out and "unexpected keys: ['fc8.weight']" in out
 
 
+def test_wres38_refuses_a_checkpoint_that_would_silently_start_from_scratch(tmp_path):
+    from common.io import InputError
+
+    unrelated = tmp_path / "classifier.pth"
+    torch.save({"state_dict": {"features.0.weight": torch.zeros(8, 3, 3, 3)}}, unrelated)
+    net = WideRes38(width_mult=0.0625, init_cfg=dict(type="Pretrained", checkpoint=str(unrelated)))
+    before = net.conv1a.weight.detach().clone()
+    with pytest.raises(InputError, match=r"classifier\.pth: holds none of the WideRes38 backbone's weights "
+                                         r"\(its keys: features\.0\.weight\)"):
+        net.init_weights()
+    assert torch.equal(net.conv1a.weight, before)
+
+    wider = tmp_path / "backbone.pth"
+    torch.save({"state_dict": WideRes38(width_mult=0.125).state_dict(), "meta": {}}, wider)
+    net = WideRes38(width_mult=0.0625, init_cfg=dict(type="Pretrained", checkpoint=str(wider)))
+    with pytest.raises(InputError, match=r"backbone\.pth: conv1a\.weight is \(8, 3, 3, 3\), not the \(4, 3, 3, 3\) "
+                                         r"of WideRes38 \(width_mult 0\.0625\): a checkpoint of another width"):
+        net.init_weights()
+
+
+def test_training_preflight_refuses_a_backbone_of_another_width(tmp_path):
+    from common.io import InputError
+    from MSG.engine.preflight import check_train_inputs
+
+    for folder in ("images", "proposals"):
+        (tmp_path / folder).mkdir()
+    cfg = Config.fromfile(TINY)
+    cfg.train_dataloader.dataset.data_root = str(tmp_path)
+    cfg.val_cfg = None
+    width = cfg.model.backbone.width_mult
+    wider = tmp_path / "backbone.pth"
+    torch.save({"state_dict": {f"backbone.{k}": v for k, v in WideRes38(width_mult=2 * width).state_dict().items()}},
+               wider)
+    cfg.model.backbone.init_cfg = dict(type="Pretrained", checkpoint=str(wider))
+    with pytest.raises(InputError, match=rf"not the .* of WideRes38 \(width_mult {width:g}\)"):
+        check_train_inputs(cfg)
+    torch.save({"state_dict": WideRes38(width_mult=width).state_dict()}, wider)
+    with pytest.raises(InputError, match="no training images"):  # the weights fit: the next check speaks
+        check_train_inputs(cfg)
+
+
 def _tiny_model():
     cfg = Config.fromfile(str(TINY))
     return MODELS.build(cfg.model)
