@@ -16,6 +16,9 @@ Losses (``P`` the 0/1/2 proposal, resized by nearest to h x w for the embedding 
                            bottleneck features, since the embedding branch then has no loss
     decode.loss_variation  lambda_V * L_V       (MSG for Variation)
 
+``interior_weight`` (opt-in, default 1 as in the paper) weights ``L_O`` at the proposal's interior
+pixels (P = 2), the lumen SPM adds by hole filling.
+
 and, for logging only, ``decode.relabel_frac`` (share of the proposal's background relabelled
 gland) and ``decode.cos_gap`` (mean cos to the anchor over gland pixels minus over background).
 """
@@ -25,6 +28,7 @@ import torch
 from mmcv.cnn import ConvModule
 from mmengine.structures import PixelData
 from mmseg.models.decode_heads.psp_head import PSPHead
+from mmseg.models.losses import accuracy
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
@@ -94,14 +98,20 @@ class MSGPSPHead(PSPHead):
         embed_dim: embedding channels D.
         variation: config of ``MSGVariationLoss`` (None disables MSG for Variation).
         omission: config of ``MSGOmission`` (None disables MSG for Omission: CE on P throughout).
+        interior_weight: weight of the CE at the proposal's interior pixels (1.0, the paper: every pixel
+            alike). Opt-in, not in the paper: the interior is the pale lumen SPM reaches by hole filling,
+            a few percent of the pixels, which a network trained on the proposals tends to leave out.
         **kwargs: PSPHead / BaseDecodeHead arguments (``num_classes`` must be 2).
     """
 
     def __init__(self, embed_dim: int = 128, variation: dict | None = None, omission: dict | None = None,
-                 **kwargs) -> None:
+                 interior_weight: float = 1.0, **kwargs) -> None:
         super().__init__(**kwargs)
         if self.num_classes != 2:
             raise ValueError(f"MSGPSPHead predicts background vs gland: num_classes must be 2, got {self.num_classes}")
+        if not interior_weight > 0:
+            raise ValueError(f"interior_weight must be > 0, got {interior_weight}")
+        self.interior_weight = float(interior_weight)
         self.embed_head = nn.Sequential(
             ConvModule(self.channels, self.channels, 1, conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
                        act_cfg=self.act_cfg),
@@ -166,12 +176,33 @@ class MSGPSPHead(PSPHead):
             SegDataSample(gt_sem_seg=PixelData(data=t[None]), metainfo=s.metainfo)
             for t, s in zip(target, batch_data_samples, strict=True)
         ]
-        losses = super().loss_by_feat(loss_logits(logits), target_samples)
+        weight = None
+        if self.interior_weight != 1.0:
+            weight = torch.where(proposal_full == INTERIOR, self.interior_weight, 1.0)
+        losses = self.loss_by_feat(loss_logits(logits), target_samples, weight)
         if self.variation is not None:
             losses[self.variation.loss_name] = self.variation(embeddings, proposal_small)
         losses.update({k: v.detach() for k, v in stats.items()})
         losses["cos_gap"] = self._cos_gap(embeddings, proposal_small)
         return losses, target_samples
+
+    def loss_by_feat(self, seg_logits: torch.Tensor, batch_data_samples: list[SegDataSample],
+                     seg_weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """BaseDecodeHead's loss with an optional per-pixel weight ``seg_weight`` ``(B, H, W)`` at the
+        label resolution (multiplied with a pixel sampler's weight if the head has one)."""
+        seg_label = self._stack_batch_gt(batch_data_samples)
+        seg_logits = resize(seg_logits, size=seg_label.shape[2:], mode="bilinear", align_corners=self.align_corners)
+        if self.sampler is not None:
+            sampled = self.sampler.sample(seg_logits, seg_label)
+            seg_weight = sampled if seg_weight is None else sampled * seg_weight
+        seg_label = seg_label.squeeze(1)
+        loss: dict[str, torch.Tensor] = {}
+        losses_decode = self.loss_decode if isinstance(self.loss_decode, nn.ModuleList) else [self.loss_decode]
+        for loss_decode in losses_decode:
+            value = loss_decode(seg_logits, seg_label, weight=seg_weight, ignore_index=self.ignore_index)
+            loss[loss_decode.loss_name] = loss.get(loss_decode.loss_name, 0) + value
+        loss["acc_seg"] = accuracy(seg_logits, seg_label, ignore_index=self.ignore_index)
+        return loss
 
     @staticmethod
     def _cos_gap(embeddings: torch.Tensor, proposal: torch.Tensor) -> torch.Tensor:

@@ -305,3 +305,33 @@ def test_omission_fill_in_the_head_and_grouping_without_variation():
         model.decode_head.embed_head[1].weight.normal_()
     _, after = model.decode_head.loss_msg(feats, _samples(proposal), iteration=10)
     assert torch.equal(before[0].gt_sem_seg.data, after[0].gt_sem_seg.data)
+
+
+def test_interior_weight_scales_the_ce_at_the_proposals_interior_only():
+    """interior_weight w: the decode CE is mean over pixels of w * CE at P = 2 and CE elsewhere."""
+    torch.manual_seed(0)
+    cfg = Config.fromfile(str(TINY))
+    cfg.model.decode_head.omission = None
+    cfg.model.decode_head.variation = None
+    model = MODELS.build(cfg.model).eval()  # eval: no dropout, so both passes see the same logits
+    proposal = torch.zeros(2, 64, 64, dtype=torch.long)
+    proposal[:, 16:48, 16:48] = 1
+    proposal[:, 24:40, 24:40] = 2
+    proposal[1, :8] = 255
+    feats = [f.detach() for f in model.extract_feat(torch.rand(2, 3, 64, 64))]
+    plain, _ = model.decode_head.loss_msg(feats, _samples(proposal), iteration=0)
+    model.decode_head.interior_weight = 3.0
+    weighted, _ = model.decode_head.loss_msg(feats, _samples(proposal), iteration=0)
+
+    logits = model.decode_head(feats).float()
+    up = torch.nn.functional.interpolate(logits, size=(64, 64), mode="bilinear", align_corners=False)
+    target = torch.where(proposal == 255, 255, (proposal > 0).long())
+    ce = torch.nn.functional.cross_entropy(up, target, ignore_index=255, reduction="none")
+    valid = proposal != 255
+    weight = torch.where(proposal == 2, 3.0, 1.0)
+    torch.testing.assert_close(plain["loss_ce"], ce[valid].mean())
+    torch.testing.assert_close(weighted["loss_ce"], (weight * ce)[valid].sum() / valid.sum())
+    assert float(weighted["loss_ce"].detach()) > float(plain["loss_ce"].detach())
+    with pytest.raises(ValueError, match="interior_weight must be > 0"):
+        cfg.model.decode_head.interior_weight = 0
+        MODELS.build(cfg.model)
