@@ -246,7 +246,7 @@ def test_refine_proposals_cli(tmp_path, capsys):
     assert "go together" in capsys.readouterr().err
 
 
-def test_every_config_loads_and_the_self_training_round_only_changes_its_data():
+def test_every_config_loads_and_the_self_training_round_only_changes_its_data_and_weight():
     root = Path(__file__).resolve().parents[2] / "configs"
     configs = {p.relative_to(root).as_posix(): Config.fromfile(str(p))
                for p in sorted(root.rglob("*.py")) if "_base_" not in p.parts}
@@ -254,6 +254,8 @@ def test_every_config_loads_and_the_self_training_round_only_changes_its_data():
     recipe = configs["pspnet_mssg/pspnet_wres38w025-d8_histo-half128-selfsup_cpu.py"]
     round1 = configs["pspnet_mssg/pspnet_wres38w025-d8_histo-half128-selfsup-st1_cpu.py"]
     assert round1.train_dataloader.dataset.data_root == "glas/patches_half_st1"
+    assert recipe.model.decode_head.interior_weight == 6.0 and round1.model.decode_head.interior_weight == 1.0
+    round1.model.decode_head.interior_weight = recipe.model.decode_head.interior_weight
     assert round1.model == recipe.model and round1.train_cfg == recipe.train_cfg
     round1_ce = configs["pspnet_mssg/pspnet_wres38w025-d8_histo-half128-selfsup-st1_cpu_ce.py"]
     assert round1_ce.model.decode_head.omission is None
