@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from common.io import InputError, is_image_file
+from evaluation.folders import run_reporting_errors, write_table
 from evaluation.glas_objects import ObjectSums
 from evaluation.pixel import PooledCounts
 
@@ -105,3 +107,41 @@ def group_line(name: str, entry: Mapping) -> str:
     if objects is not None:
         line += f"  obj_F1: {objects.f1:.4f}  obj_Dice: {objects.dice:.4f}  obj_Hausdorff: {objects.hausdorff:.2f}"
     return line
+
+
+def run_group_tables(args: argparse.Namespace, score: Callable, score_args: Sequence,
+                     group_counts: Callable[[list[dict], Mapping[str, str]], dict[str, tuple[int, object]]],
+                     table_lines: Callable[[str, object], list[str]], fields: Sequence[str],
+                     table_fields: Callable[[object], dict] = lambda _: {}) -> int:
+    """The body of a tool that prints one pooled table for the set and one per group (``--groups``,
+    ``--group-column``, ``--csv``, ``--allow-missing`` in ``args``): ``score(*score_args) -> (pooled,
+    rows, pairing)`` as :func:`evaluation.folders.run_reporting_errors` runs it, ``group_counts(rows,
+    groups)`` the per-group tables. Returns the exit code (2: nothing scored or a bad group table)."""
+    try:
+        groups = read_groups(args.groups, args.group_column) if args.groups else None
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    outcome = run_reporting_errors(score, *score_args, allow_missing=args.allow_missing)
+    if outcome is None:
+        return 2
+    pooled, rows, rc = outcome
+    tables = {"all": (len(rows), pooled)}
+    if groups is not None:
+        tables |= group_counts(rows, groups)
+    return rc if report_group_tables(tables, table_lines, args.csv, fields, table_fields) else 2
+
+
+def report_group_tables(tables: Mapping[str, tuple[int, object]], table_lines: Callable[[str, object], list[str]],
+                        csv_path: str | None, fields: Sequence[str],
+                        table_fields: Callable[[object], dict] = lambda _: {}) -> bool:
+    """Print ``{group: (images, counts)}`` tables (``table_lines(title, counts)``) and, with ``csv_path``,
+    write one CSV row per group and row of ``counts.rows()``, headed ``group``, ``images`` and
+    ``table_fields(counts)``. False (after one ``error:`` line) when the CSV cannot be written."""
+    for name, (images, counts) in tables.items():
+        print("\n".join(table_lines(f"{name} ({images} images):", counts)))
+    if not csv_path:
+        return True
+    rows = [{"group": name, "images": images, **table_fields(counts), **row}
+            for name, (images, counts) in tables.items() for row in counts.rows()]
+    return write_table(csv_path, rows, fields)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from common.io import InputError
 from evaluation.calibration import (
     DEFAULT_EDGES,
     ReliabilityCounts,
@@ -21,8 +20,7 @@ from evaluation.calibration import (
     group_reliability,
     score_reliability,
 )
-from evaluation.folders import run_reporting_errors, write_table
-from evaluation.groups import add_group_arguments, read_groups
+from evaluation.groups import add_group_arguments, run_group_tables
 
 CSV_FIELDS = ("group", "images", "ECE", "bin", "pixel_share", "mean_probability", "gland_frequency")
 
@@ -49,27 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         edges = check_edges(args.edges)
     except ValueError as err:
         p.error(str(err))
-    try:
-        groups = read_groups(args.groups, args.group_column) if args.groups else None
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    outcome = run_reporting_errors(score_reliability, args.prob_dir, args.gt_dir, edges, args.pred_suffix,
-                                   allow_missing=args.allow_missing)
-    if outcome is None:
-        return 2
-    pooled, rows, rc = outcome
-    tables = {"all": (len(rows), pooled)}
-    if groups is not None:
-        tables |= group_reliability(rows, groups)
-    for name, (images, counts) in tables.items():
-        print("\n".join(table_lines(f"{name} ({images} images):", counts)))
-    if args.csv:
-        out_rows = [{"group": name, "images": images, "ECE": f"{counts.ece():.4f}", **row}
-                    for name, (images, counts) in tables.items() for row in counts.rows()]
-        if not write_table(args.csv, out_rows, CSV_FIELDS):
-            return 2
-    return rc
+    return run_group_tables(args, score_reliability, (args.prob_dir, args.gt_dir, edges, args.pred_suffix),
+                            group_reliability, table_lines, CSV_FIELDS, lambda counts: {"ECE": f"{counts.ece():.4f}"})
 
 
 if __name__ == "__main__":

@@ -12,10 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from common.io import InputError
-from evaluation.folders import run_reporting_errors, write_table
 from evaluation.follow import FollowCounts, group_follow, score_follow
-from evaluation.groups import add_group_arguments, read_groups
+from evaluation.groups import add_group_arguments, run_group_tables
 
 CSV_FIELDS = ("group", "images", "proposal", "truth", "pixel_share", "called_gland")
 
@@ -36,27 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     add_group_arguments(p)
     p.add_argument("--allow-missing", action="store_true", help="score although some GT images have no mask")
     args = p.parse_args(argv)
-    try:
-        groups = read_groups(args.groups, args.group_column) if args.groups else None
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    outcome = run_reporting_errors(score_follow, args.pred_dir, args.proposals, args.gt_dir,
-                                   allow_missing=args.allow_missing)
-    if outcome is None:
-        return 2
-    pooled, rows, rc = outcome
-    tables = {"all": (len(rows), pooled)}
-    if groups is not None:
-        tables |= group_follow(rows, groups)
-    for name, (images, counts) in tables.items():
-        print("\n".join(table_lines(f"{name} ({images} images):", counts)))
-    if args.csv:
-        out_rows = [{"group": name, "images": images, **row}
-                    for name, (images, counts) in tables.items() for row in counts.rows()]
-        if not write_table(args.csv, out_rows, CSV_FIELDS):
-            return 2
-    return rc
+    return run_group_tables(args, score_follow, (args.pred_dir, args.proposals, args.gt_dir), group_follow,
+                            table_lines, CSV_FIELDS)
 
 
 if __name__ == "__main__":
