@@ -22,7 +22,7 @@ import numpy as np
 
 from common.io import read_probability
 from evaluation.folders import Pairing, iter_read_pairs
-from evaluation.groups import UNLISTED
+from evaluation.groups import pool_by_group
 
 DEFAULT_EDGES = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
 RELIABILITY_FIELDS = ("bin", "pixel_share", "mean_probability", "gland_frequency")
@@ -112,11 +112,4 @@ def score_reliability(prob_dir: str | Path, gt_dir: str | Path, edges: Sequence[
 def group_reliability(rows: Iterable[Mapping], groups: Mapping[str, str]) -> dict[str, tuple[int, ReliabilityCounts]]:
     """``{group: (images, pooled reliability counts)}`` of the rows, in sorted group order (images
     missing from ``groups`` form the group ``UNLISTED``)."""
-    out: dict[str, tuple[int, ReliabilityCounts]] = {}
-    for row in rows:
-        counts: ReliabilityCounts = row["reliability"]
-        group = groups.get(row["image"], UNLISTED)
-        images, pooled = out.get(group, (0, ReliabilityCounts(counts.edges)))
-        pooled += counts
-        out[group] = (images + 1, pooled)
-    return dict(sorted(out.items()))
+    return pool_by_group(rows, groups, "reliability", lambda counts: ReliabilityCounts(counts.edges))

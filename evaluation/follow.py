@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from common.io import InputError, read_mask
+from common.io import InputError, read_mask, read_mask_for
 from common.proposals import BACKGROUND, BORDER, INTERIOR, as_proposal
 from evaluation.folders import Pairing, gland_mask, iter_read_pairs
-from evaluation.groups import UNLISTED
+from evaluation.groups import pool_by_group
 
 PROPOSAL_CLASSES = {BACKGROUND: "background", BORDER: "border", INTERIOR: "interior"}
 
@@ -80,15 +80,9 @@ def score_follow(pred_dir: str | Path, proposal_dir: str | Path, gt_dir: str | P
                                               lambda path: gland_mask(path, read_mask(path), None, False)):
         path = Path(proposal_dir) / f"{stem}.png"  # SPM writes NAME.png
         try:
-            if not path.is_file():
-                raise InputError(path, "no proposal map for this prediction")
-            proposal = as_proposal(path, read_mask(path))
+            proposal = as_proposal(path, read_mask_for(path, pred.shape, "no proposal map for this prediction"))
         except InputError as err:
             pairing.errors.append(str(err))
-            continue
-        if proposal.shape != pred.shape:
-            pairing.errors.append(str(InputError(path, f"size {proposal.shape[1]}x{proposal.shape[0]} differs from "
-                                                       f"its prediction {pred.shape[1]}x{pred.shape[0]}")))
             continue
         one = FollowCounts()
         one.update(pred, proposal, gt_raw > 0)
@@ -99,11 +93,5 @@ def score_follow(pred_dir: str | Path, proposal_dir: str | Path, gt_dir: str | P
 
 def group_follow(rows: Iterable[Mapping], groups: Mapping[str, str]) -> dict[str, tuple[int, FollowCounts]]:
     """``{group: (images, pooled counts)}`` over rows ``{"image": stem, "follow": FollowCounts}``, sorted;
-    images missing from ``groups`` form the group ``UNLISTED``."""
-    out: dict[str, tuple[int, FollowCounts]] = {}
-    for row in rows:
-        group = groups.get(row["image"], UNLISTED)
-        images, pooled = out.get(group, (0, FollowCounts()))
-        pooled += row["follow"]
-        out[group] = (images + 1, pooled)
-    return dict(sorted(out.items()))
+    images missing from ``groups`` form the group ``evaluation.groups.UNLISTED``."""
+    return pool_by_group(rows, groups, "follow", lambda _: FollowCounts())

@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from common.io import InputError, is_image_file
 from evaluation.folders import run_reporting_errors, write_table
@@ -24,6 +25,7 @@ from evaluation.pixel import PooledCounts
 # GlaS's table has both a coarse and a fine grade; the coarse one is the split the challenge reports.
 DEFAULT_COLUMNS = ("grade (GlaS)",)
 UNLISTED = "(not in the table)"
+T = TypeVar("T")
 
 
 def add_group_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,6 +95,21 @@ def group_scores(rows: Iterable[Mapping], groups: Mapping[str, str]) -> dict[str
         if row.get("objects") is not None:
             entry["objects"] = entry["objects"] or ObjectSums()
             entry["objects"] += row["objects"]
+    return dict(sorted(out.items()))
+
+
+def pool_by_group(rows: Iterable[Mapping], groups: Mapping[str, str], key: str,
+                  empty_like: Callable[[T], T]) -> dict[str, tuple[int, T]]:
+    """``{group: (images, pooled counts)}`` of the rows' ``row[key]`` counts (anything with ``+=``), in
+    sorted group order; ``empty_like(counts)`` starts a group's pool. Images missing from ``groups`` form
+    the group ``UNLISTED``."""
+    out: dict[str, tuple[int, T]] = {}
+    for row in rows:
+        counts = row[key]
+        group = groups.get(row["image"], UNLISTED)
+        images, pooled = out.get(group) or (0, empty_like(counts))
+        pooled += counts
+        out[group] = (images + 1, pooled)
     return dict(sorted(out.items()))
 
 

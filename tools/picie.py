@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import torch
 
-from baselines.picie import BALANCE_MODES, PiCIEConfig, PiCIENet, cluster_images, train_picie
+from baselines.picie import BALANCE_MODES, PiCIEConfig, cluster_images, train_picie
 from baselines.sgscn import select_gland_cluster
 from common.batch import ImageOutcome, run_image_batch
 from common.cli import exit_cleanly_on_sigterm, int_at_least, positive_float, resolve_device
@@ -40,8 +40,7 @@ from common.io import (
     read_bgr,
     write_png,
 )
-from MSG.backbones.wide_res38 import backbone_state, check_backbone_state
-from MSG.compat.safe_globals import check_checkpoint
+from MSG.backbones.wide_res38 import check_pretrained_checkpoint
 from SPM.visualize import overlay_proposal
 
 SUMMARY_FIELDS = ("image", "status", "height", "width", "selected_cluster", "cluster_mean_gray",
@@ -86,10 +85,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def check_backbone(path: Path, width_mult: float) -> None:
     """Refuse, before any work, a backbone checkpoint that is missing, unreadable or does not fit the
     WideRes38 of ``width_mult`` (another width, or not a backbone at all)."""
-    with torch.device("meta"):  # shapes only
-        expected = PiCIENet(width_mult=width_mult).backbone.state_dict()
-    check_backbone_state(expected, backbone_state(check_checkpoint(path)), path,
-                         f"--width_mult {width_mult:g}")
+    check_pretrained_checkpoint(path, network=f"--width_mult {width_mult:g}", width_mult=width_mult)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,6 +46,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from common.io import InputError
+from MSG.compat.safe_globals import check_checkpoint
 
 WEIGHTS_HINT = (
     "the ImageNet weights of ResNet-38 ('res38d.pth', converted from the MXNet release of Wu et al.) "
@@ -155,6 +156,18 @@ def check_backbone_state(expected: Mapping[str, torch.Tensor], state: Mapping[st
         if tuple(state[key].shape) != tuple(expected[key].shape):
             raise InputError(path, f"{key} is {tuple(state[key].shape)}, not the {tuple(expected[key].shape)} of "
                                    f"{network}: a checkpoint of another width")
+
+
+def check_pretrained_checkpoint(path: str | os.PathLike, prefix: str | None = None, network: str | None = None,
+                                **backbone_kwargs) -> None:
+    """Refuse, before any work, a ``Pretrained`` checkpoint that cannot start ``WideRes38(**backbone_kwargs)``:
+    unreadable, holding none of its weights, or of another width (:func:`check_backbone_state`; ``network``
+    names the network in the message, by default ``WideRes38 (width_mult W)``). The backbone is built on the
+    meta device: shapes only, so a full-width check allocates nothing."""
+    with torch.device("meta"):
+        expected = WideRes38(**backbone_kwargs).state_dict()
+    network = network or f"WideRes38 (width_mult {backbone_kwargs.get('width_mult', 1.0):g})"
+    check_backbone_state(expected, backbone_state(check_checkpoint(path), prefix), path, network)
 
 
 @MODELS.register_module()

@@ -6,11 +6,10 @@ from __future__ import annotations
 import os.path as osp
 from typing import Any
 
-import torch
 from PIL import Image
 
 from common.io import InputError, check_unique_stems, find_ground_truth, is_image_file, list_files
-from MSG.backbones.wide_res38 import WideRes38, backbone_state, check_backbone_state
+from MSG.backbones.wide_res38 import WideRes38, check_pretrained_checkpoint
 from MSG.compat.safe_globals import check_checkpoint
 
 
@@ -74,10 +73,7 @@ def _check_pretrained_backbone(backbone: Any) -> None:
     if backbone.get("type") not in ("WideRes38", WideRes38):
         return
     kwargs = {k: v for k, v in backbone.items() if k not in ("type", "init_cfg")}
-    with torch.device("meta"):  # shapes only: a full-width backbone would allocate 0.5 GB
-        expected = WideRes38(**kwargs).state_dict()
-    state = backbone_state(check_checkpoint(path), init_cfg.get("prefix"))
-    check_backbone_state(expected, state, path, f"WideRes38 (width_mult {kwargs.get('width_mult', 1.0):g})")
+    check_pretrained_checkpoint(path, init_cfg.get("prefix"), **kwargs)
 
 
 def check_train_inputs(cfg: Any) -> None:
