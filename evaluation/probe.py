@@ -13,11 +13,14 @@ proposal, so :func:`least_agreeing` names the images a training set may leave ou
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -65,6 +68,17 @@ def fit_probe(features: Sequence[np.ndarray], labels: Sequence[np.ndarray], max_
         x, y = x[keep], y[keep]
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=500))
     return probe.fit(x, y)
+
+
+@contextmanager
+def convergence_note(fitted_to: str) -> Iterator[None]:
+    """Fits inside print one ``note:`` line when a probe stopped at its iteration limit, instead of
+    scikit-learn's warning per fit."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        yield
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        print(f"note: a probe fitted to {fitted_to} stopped at its iteration limit before full convergence")
 
 
 def probe_logits(probe: Pipeline, features: np.ndarray) -> np.ndarray:

@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 from mmengine.config import DictAction
-from sklearn.exceptions import ConvergenceWarning
 
 import MSG  # noqa: F401  (registers WideRes38)
 from common.cli import load_config
 from common.io import InputError
 from evaluation.folders import read_gland, score_mask_pairs
 from evaluation.groups import add_group_arguments, group_line, group_scores, read_groups
-from evaluation.probe import backbone_features, cross_fit, to_feature_grid
+from evaluation.probe import backbone_features, convergence_note, cross_fit, to_feature_grid
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,15 +61,12 @@ def main(argv: list[str] | None = None) -> int:
           f"features {features[0].shape[-1]} channels, {args.folds} folds")
     for source, fit_labels in labels.items():
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", ConvergenceWarning)
+            with convergence_note(source):
                 predicted = cross_fit(features, fit_labels, shapes, folds=args.folds, max_pixels=args.max_pixels,
                                       seed=int(cfg.get("seed", 0)))
         except ValueError as err:
             print(f"error: {args.images}: {err}", file=sys.stderr)
             return 2
-        if any(issubclass(w.category, ConvergenceWarning) for w in caught):
-            print(f"note: a probe fitted to {source} stopped at its iteration limit before full convergence")
         pooled, rows = score_mask_pairs(zip(stems, predicted, masks, strict=True))
         print(group_line(f"probe fitted to {source} (all)", {"images": len(rows), "pixels": pooled, "objects": None}
                          ).removeprefix("group "))

@@ -9,6 +9,7 @@ import pytest
 
 from evaluation.probe import (
     agreement,
+    convergence_note,
     cross_fit,
     cross_fit_logits,
     fit_probe,
@@ -175,3 +176,52 @@ def test_screen_cli_names_a_missing_proposal_and_writes_nothing(tmp_path: Path, 
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
     assert code == 2 and len(err) == 1 and "img_3" in err[0]
     assert not (out / "kept.txt").exists() and not (out / "agreement.csv").exists()
+
+
+def test_screen_cli_drops_the_border_the_other_images_call_stroma(tmp_path: Path, capsys):
+    images, masks, proposals = _tiny_set(tmp_path)
+    spm = cv2.imread(str(proposals / "img_1.png"), cv2.IMREAD_GRAYSCALE)
+    mask = cv2.imread(str(masks / "img_1.png"), cv2.IMREAD_GRAYSCALE) > 0
+    # the glands as all border (a stride-8 probe cannot judge a 2-px ring), and SPM's cue took a band of
+    # stroma for border too (well clear of the glands)
+    true_border = mask
+    spm[mask] = 1
+    stroma = ~cv2.dilate(mask.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    stroma[:, 40:] = False
+    spm[stroma] = 1
+    cv2.imwrite(str(proposals / "img_1.png"), spm)
+    out = tmp_path / "screen"
+    code = screen_proposals.main([str(CONFIG), str(images), str(proposals), str(out), "--checkpoint", "none",
+                                  "--drop", "0", "--border-threshold", "0", "--hole-area", "0",
+                                  "--masks", str(masks), "--cfg-options", *TINY])
+    assert code == 0
+    screened = cv2.imread(str(out / "gland_proposal" / "img_1.png"), cv2.IMREAD_GRAYSCALE)
+    # the stroma band goes; much of the glands stays (the random tiny backbone's 8-px cells blur their rims)
+    assert stroma.sum() > 100 and (screened[stroma] != 0).mean() < 0.1
+    assert (screened[true_border] == 1).mean() > 0.4
+    assert sorted(p.name for p in (out / "gland_proposal").iterdir()) == [f"img_{i}.png" for i in range(4)]
+    assert agreement(screened > 0, mask) > agreement(spm > 0, mask) + 0.05
+    printed = capsys.readouterr().out
+    assert "screened proposals (all): images: 4" in printed and "border kept where" in printed
+
+
+def test_convergence_note_prints_one_line_for_any_number_of_unconverged_fits(capsys):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    with convergence_note("the proposals"):
+        for _ in range(3):
+            warnings.warn("lbfgs failed to converge", ConvergenceWarning, stacklevel=1)
+    with convergence_note("the masks"):
+        pass
+    assert capsys.readouterr().out.splitlines() == [
+        "note: a probe fitted to the proposals stopped at its iteration limit before full convergence"]
+
+
+def test_screen_cli_refuses_a_gland_threshold_without_a_border_threshold(tmp_path: Path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        screen_proposals.main([str(CONFIG), str(tmp_path), str(tmp_path), str(tmp_path / "out"),
+                               "--gland-threshold", "2"])
+    assert exit_info.value.code == 2 and "--gland-threshold needs --border-threshold" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
