@@ -61,11 +61,7 @@ def proposal_from_prediction(gland: np.ndarray, spm_proposal: np.ndarray, hole_a
     """
     if gland.shape != spm_proposal.shape:
         raise ValueError(f"prediction {gland.shape} and proposal {spm_proposal.shape} differ in size")
-    filled = remove_small_holes(gland.astype(bool), hole_area) if hole_area else gland.astype(bool)
-    out = np.zeros(gland.shape, np.uint8)
-    out[filled] = INTERIOR
-    out[filled & (spm_proposal == BORDER)] = BORDER
-    return out
+    return _filled_proposal(gland.astype(bool), spm_proposal == BORDER, hole_area)
 
 
 def cap_gland_area(gland: np.ndarray, probability: np.ndarray, spm_proposal: np.ndarray,
@@ -107,7 +103,6 @@ def cap_gland_area(gland: np.ndarray, probability: np.ndarray, spm_proposal: np.
     return gland & (probability >= levels[fits[0]])
 
 
-
 def screen_proposal(spm_proposal: np.ndarray, keep_border: np.ndarray, add_gland: np.ndarray | None,
                     hole_area: int) -> np.ndarray:
     """SPM's proposal map with its border kept only where ``keep_border`` holds, and gland added where
@@ -138,8 +133,14 @@ def screen_proposal(spm_proposal: np.ndarray, keep_border: np.ndarray, add_gland
     gland = border | (spm_proposal == INTERIOR)
     if add_gland is not None:
         gland |= add_gland.astype(bool)
+    return _filled_proposal(gland, border, hole_area)
+
+
+def _filled_proposal(gland: np.ndarray, border: np.ndarray, hole_area: int) -> np.ndarray:
+    """``gland`` with holes under ``hole_area`` px filled (0: none) as a 0/1/2 map: ``border`` pixels
+    inside it border, the rest interior."""
     filled = remove_small_holes(gland, hole_area) if hole_area else gland
-    out = np.zeros(spm_proposal.shape, np.uint8)
+    out = np.zeros(gland.shape, np.uint8)
     out[filled] = INTERIOR
     out[filled & border] = BORDER
     return out
